@@ -1,0 +1,118 @@
+"""Frozen dataclass configs with one root (`EngineConfig`), loadable from TOML with unknown keys refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.errors import InputError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    sample_rate: int = 16_000  # everything downstream runs at this rate, mono float32
+    frame_ms: int = 20  # ingest frame size (webrtcvad takes 10/20/30 ms)
+    vad_mode: int = 2  # webrtcvad aggressiveness 0..3
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class MotionConfig:
+    kind: str = "baseline"  # "baseline" or "style-e"
+    emotion: str = "neutral"
+    chunk_frames: int = 2  # K: new frames per chunk
+    lookahead_frames: int = 2  # L
+    context_frames: int = 8  # P
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    kind: str = "reference"  # "reference" or "style-a"
+    size: int = 256
+    art_style_strength: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    budget_ms: float = 150.0  # end-to-end p95 target, audio captured -> frame ready
+    transport: str = "ipc"  # "ipc" (one host), "tcp", or "inproc"
+    host: str = "127.0.0.1"
+    render_workers: int = 1
+    high_water_mark: int = 8
+    curve_server_secret: str = ""  # z85 keys; set for tcp across hosts
+    curve_server_public: str = ""
+    curve_client_secret: str = ""
+    curve_client_public: str = ""
+    worker_timeout_s: float = 1.0  # a worker silent this long while work is pending is restarted
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    fps: float = 25.0
+    portrait: str = ""  # path; empty = the bundled portrait
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass `cls` from a nested dict; unknown keys and wrong types raise InputError."""
+    if not isinstance(data, dict):
+        raise InputError(f"config section {where or cls.__name__!r} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"unknown config key(s) in {where or 'root'}: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        path = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, path)  # type: ignore[arg-type]
+        else:
+            kwargs[name] = _coerce(hint, value, path)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(arg, value, path)
+            except InputError:
+                continue
+    if hint is type(None) and value is None:
+        return None
+    raise InputError(f"config key {path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> EngineConfig:
+    """Read an EngineConfig from TOML (or defaults when `path` is None), then apply top-level overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"config file not found: {p}")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"config file {p} is not valid TOML: {e}") from None
+    cfg = from_dict(EngineConfig, data)
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
