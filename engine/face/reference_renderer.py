@@ -1,0 +1,244 @@
+"""Reference renderer: warps the portrait crop by the deformed mesh and paints mouth interior and eyelids.
+
+Per frame: deform and pose the mesh, build one affine map per triangle (destination -> source),
+rasterise triangle ids back to front with OpenCV (painter's order by depth), turn them into a dense
+backward map with one vectorised gather and `cv2.remap` the crop. Everything that does not change
+per frame (triangulation, background anchors, source positions, colours) is computed once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+from engine.errors import InputError
+from engine.face import topology as tp
+from engine.face.model import FaceModel
+
+log = logging.getLogger(__name__)
+
+RING_SCALE = 1.28  # head ring (moves rigidly with the head) as a multiple of the face oval about its centre
+BORDER_POINTS = 9  # anchors per crop side that never move
+_SHIFT = 4  # fixed-point bits for sub-pixel rasterisation
+CAVITY_RGB = np.array([52.0, 20.0, 24.0])
+TEETH_RGB = np.array([226.0, 222.0, 212.0])
+LASH_RGB = np.array([45.0, 32.0, 30.0])
+
+
+def _smooth01(x: float) -> float:
+    t = min(max(x, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+class ReferenceRenderer:
+    """Render (size×size×3 uint8 RGB) frames of a FaceModel for coefficient rows."""
+
+    def __init__(self, model: FaceModel, size: int | None = None) -> None:
+        self.model = model
+        self.size = int(size or model.size)
+        if self.size < 32:
+            raise InputError(f"render size must be >= 32 px, got {self.size}")
+        self.scale = self.size / model.size
+        interp = cv2.INTER_AREA if self.scale < 1.0 else cv2.INTER_LINEAR
+        self.texture = (
+            model.crop.copy()
+            if self.size == model.size
+            else cv2.resize(model.crop, (self.size, self.size), interpolation=interp)
+        )
+        neutral = model.neutral.astype(np.float64)
+        oval = tp.face_oval()
+        centre = neutral[oval, :2].mean(axis=0)
+        ring_xy = centre + RING_SCALE * (neutral[oval, :2] - centre)
+        lim = model.size * 0.03, model.size * 0.97
+        keep = np.all((ring_xy > lim[0]) & (ring_xy < lim[1]), axis=1)
+        ring = np.concatenate([ring_xy, neutral[oval, 2:3]], axis=1)[keep]
+        self._ring3 = ring
+        edge = np.linspace(0.0, model.size, BORDER_POINTS)
+        border = np.concatenate(
+            [
+                np.stack([edge[:-1], np.zeros(BORDER_POINTS - 1)], 1),
+                np.stack([np.full(BORDER_POINTS - 1, float(model.size)), edge[:-1]], 1),
+                np.stack([edge[1:], np.full(BORDER_POINTS - 1, float(model.size))], 1),
+                np.stack([np.zeros(BORDER_POINTS - 1), edge[1:]], 1),
+            ]
+        )
+        self._border = border
+        n_mesh, n_ring = tp.N_MESH, len(ring)
+        self._n_mesh = n_mesh
+        src = np.concatenate([neutral[:n_mesh, :2], ring[:, :2], border])
+        self._src = self._to_cv(src)
+        # Background: Delaunay over outline + ring + border, keeping triangles outside the face oval.
+        bg_idx = np.concatenate([oval, n_mesh + np.arange(n_ring), n_mesh + n_ring + np.arange(len(border))])
+        dl = Delaunay(src[bg_idx])
+        bg_tris = bg_idx[dl.simplices]
+        oval_poly = neutral[oval, :2].astype(np.float32).reshape(-1, 1, 2)
+        cents = src[bg_tris].mean(axis=1)
+        outside = np.array([cv2.pointPolygonTest(oval_poly, (float(x), float(y)), False) < 0 for x, y in cents])
+        self._bg = bg_tris[outside]
+        mouth = tp.strip_triangles(tp.LIP_UPPER_INNER, tp.LIP_LOWER_INNER)
+        eyes = np.concatenate(
+            [tp.strip_triangles(tp.R_EYE_UPPER, tp.R_EYE_LOWER), tp.strip_triangles(tp.L_EYE_UPPER, tp.L_EYE_LOWER)]
+        )
+        self._fg = np.concatenate([tp.mesh_triangles(), mouth, eyes])
+        push = np.zeros(len(self._fg))
+        push[len(self._fg) - len(eyes) - len(mouth) : len(self._fg) - len(eyes)] = 0.4 * model.iod
+        push[len(self._fg) - len(eyes) :] = 0.05 * model.iod
+        self._fg_push = push
+        self._tris = np.concatenate([self._bg, self._fg])
+        ys, xs = np.mgrid[0 : self.size, 0 : self.size].astype(np.float32)
+        self._xs, self._ys = xs, ys
+        self._label = np.zeros((self.size, self.size), np.int32)
+        self._neutral_gaps = self._gaps(neutral[:, :2])
+        self._lid_rgb = [self._sample_lid(tp.R_EYE_UPPER, tp.R_BROW), self._sample_lid(tp.L_EYE_UPPER, tp.L_BROW)]
+        log.debug("reference renderer: %d fg + %d bg triangles at %d px", len(self._fg), len(self._bg), self.size)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _to_cv(self, pts: np.ndarray) -> np.ndarray:
+        """MediaPipe-convention crop coordinates -> OpenCV pixel coordinates at render size."""
+        return (pts + 0.5) * self.scale - 0.5 if self.scale != 1.0 else np.asarray(pts, np.float64)
+
+    def _gaps(self, xy: np.ndarray) -> tuple[float, float, float]:
+        mouth = float(np.linalg.norm(xy[14] - xy[13]))
+        r_eye = float(np.linalg.norm(xy[145] - xy[159]))
+        l_eye = float(np.linalg.norm(xy[374] - xy[386]))
+        return mouth, r_eye, l_eye
+
+    def _sample_lid(self, upper: np.ndarray, brow: np.ndarray) -> np.ndarray:
+        """Median skin colour between the upper lid and the brow in the neutral crop."""
+        xy = self.model.neutral[:, :2].astype(np.float64)
+        lid = xy[upper[2:-2]]
+        b = xy[brow].mean(axis=0)
+        pts = [lid + f * (b - lid) for f in (0.3, 0.45)]
+        p = self._to_cv(np.concatenate(pts))
+        ix = np.clip(np.round(p).astype(int), 0, self.size - 1)
+        return np.median(self.texture[ix[:, 1], ix[:, 0]].astype(np.float64), axis=0)
+
+    # ---- rendering ----------------------------------------------------------------------------
+
+    def render(self, coeffs: np.ndarray) -> np.ndarray:
+        """One (size, size, 3) uint8 RGB frame for a (dim,) coefficient row."""
+        c = np.asarray(coeffs, np.float64)
+        if c.shape != (self.model.spec.dim,):
+            raise InputError(f"coefficients must have shape ({self.model.spec.dim},), got {c.shape}")
+        if not np.isfinite(c).all():
+            raise InputError("coefficients contain NaN or inf")
+        c = c.copy()
+        ne = self.model.spec.n_expression
+        np.clip(c[:ne], 0.0, 1.0, out=c[:ne])
+        mesh = self.model.deform3d_batch(c[None])[0]
+        ring = self.model.apply_pose(self._ring3[None], c[None])[0]
+        dst = self._to_cv(np.concatenate([mesh[: self._n_mesh, :2], ring[:, :2], self._border]))
+        out = self._warp(dst, mesh[:, 2])
+        xy = self._to_cv(mesh[:, :2])
+        self._paint_mouth(out, xy)
+        self._paint_lids(out, xy)
+        return out
+
+    def render_batch(self, coeffs: np.ndarray) -> np.ndarray:
+        """(T, size, size, 3) uint8 frames for (T, dim) coefficients."""
+        c = np.asarray(coeffs)
+        if c.ndim != 2:
+            raise InputError(f"coefficients must have shape (T, {self.model.spec.dim}), got {c.shape}")
+        out = np.empty((c.shape[0], self.size, self.size, 3), np.uint8)
+        for i, row in enumerate(c):
+            out[i] = self.render(row)
+        return out
+
+    def _warp(self, dst: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        tris = self._tris
+        d = dst[tris]  # (T, 3, 2)
+        s = self._src[tris]
+        m = np.concatenate([d, np.ones((len(tris), 3, 1))], axis=2)  # rows [x, y, 1]
+        det = np.linalg.det(m)
+        ok = np.abs(det) > 1e-6
+        m[~ok] = np.eye(3)
+        aff = np.linalg.solve(m, s)  # (T, 3, 2): src = [x y 1] @ aff
+        table = np.zeros((len(tris) + 1, 6), np.float32)
+        table[0] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        table[1:, 0:3] = aff[:, :, 0]
+        table[1:, 3:6] = aff[:, :, 1]
+        # painter's order: background first, then face triangles far to near
+        n_bg = len(self._bg)
+        fg_depth = depth[self._fg].mean(axis=1) + self._fg_push
+        order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-fg_depth, kind="stable")])
+        order = order[ok[order]]
+        pts = np.round(d * (1 << _SHIFT)).astype(np.int32)
+        label = self._label
+        label.fill(0)
+        fill = cv2.fillConvexPoly
+        for t in order.tolist():
+            fill(label, pts[t], t + 1, cv2.LINE_8, _SHIFT)
+        g = table[label]  # (H, W, 6)
+        xs, ys = self._xs, self._ys
+        mapx = g[..., 0] * xs + g[..., 1] * ys + g[..., 2]
+        mapy = g[..., 3] * xs + g[..., 4] * ys + g[..., 5]
+        return cv2.remap(self.texture, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def _blend_poly(self, out: np.ndarray, polys: list[np.ndarray], rgb: np.ndarray, alpha: float,
+                    clip: np.ndarray | None = None) -> np.ndarray | None:
+        """Alpha-fill polygons (cv coords) into `out` in place; returns the anti-aliased coverage mask."""
+        allp = np.concatenate(polys)
+        x0, y0 = np.floor(allp.min(axis=0)).astype(int) - 1
+        x1, y1 = np.ceil(allp.max(axis=0)).astype(int) + 2
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, self.size), min(y1, self.size)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        shifted = [np.round((p - (x0, y0)) * (1 << _SHIFT)).astype(np.int32) for p in polys]
+        cv2.fillPoly(mask, shifted, 255, cv2.LINE_AA, _SHIFT)
+        a = mask.astype(np.float32) * (alpha / 255.0)
+        if clip is not None:
+            a = np.minimum(a, clip[y0:y1, x0:x1])
+        roi = out[y0:y1, x0:x1].astype(np.float32)
+        roi += a[..., None] * (rgb.astype(np.float32) - roi)
+        out[y0:y1, x0:x1] = np.clip(roi + 0.5, 0, 255).astype(np.uint8)
+        full = np.zeros((self.size, self.size), np.float32)
+        full[y0:y1, x0:x1] = a
+        return full
+
+    def _paint_mouth(self, out: np.ndarray, xy: np.ndarray) -> None:
+        up, lo = xy[tp.LIP_UPPER_INNER], xy[tp.LIP_LOWER_INNER]
+        gap = float(np.linalg.norm(xy[14] - xy[13])) / self.scale
+        extra = gap - self._neutral_gaps[0]
+        alpha = _smooth01(extra / (0.05 * self.model.iod))
+        if alpha <= 0.0:
+            return
+        cavity = np.concatenate([up, lo[::-1][1:-1]])
+        mask = self._blend_poly(out, [cavity], CAVITY_RGB, alpha)
+        if mask is None:
+            return
+        iod = self.model.iod * self.scale
+        gaps = np.linalg.norm(lo - up, axis=1)
+        h_up = np.minimum(0.32 * gaps, 0.085 * iod)[2:-2, None]
+        band = up[2:-2]
+        upper_teeth = np.concatenate([band, (band + np.concatenate([np.zeros_like(h_up), h_up], 1))[::-1]])
+        self._blend_poly(out, [upper_teeth], TEETH_RGB, 0.92 * alpha, clip=mask)
+        h_lo = np.minimum(0.15 * gaps, 0.04 * iod)[3:-3, None]
+        band = lo[3:-3]
+        lower_teeth = np.concatenate([band, (band - np.concatenate([np.zeros_like(h_lo), h_lo], 1))[::-1]])
+        self._blend_poly(out, [lower_teeth], TEETH_RGB * 0.85, 0.7 * alpha, clip=mask)
+
+    def _paint_lids(self, out: np.ndarray, xy: np.ndarray) -> None:
+        eyes = ((tp.R_EYE_UPPER, tp.R_EYE_LOWER, 159, 145, 1), (tp.L_EYE_UPPER, tp.L_EYE_LOWER, 386, 374, 2))
+        for k, (upper, lower, top, bottom, gi) in enumerate(eyes):
+            g0 = self._neutral_gaps[gi]
+            if g0 <= 1e-3:
+                continue
+            gap = float(np.linalg.norm(xy[bottom] - xy[top])) / self.scale
+            closure = 1.0 - gap / g0
+            alpha = _smooth01((closure - 0.35) / 0.5)
+            if alpha <= 0.0:
+                continue
+            lid = np.concatenate([xy[upper], xy[lower][::-1][1:-1]])
+            self._blend_poly(out, [lid], self._lid_rgb[k], alpha)
+            lash = alpha * _smooth01((closure - 0.7) / 0.3)
+            if lash > 0.0:
+                line = xy[lower]
+                pts = np.round(line * (1 << _SHIFT)).astype(np.int32)
+                col = tuple(float(v) for v in (lash * LASH_RGB + (1 - lash) * self._lid_rgb[k]))
+                cv2.polylines(out, [pts], False, col, 1, cv2.LINE_AA, _SHIFT)

@@ -1,0 +1,206 @@
+"""Tests for `s2t render` end to end, the mp4/mkv writer (A/V sync) and the bundled assets."""
+
+from __future__ import annotations
+
+import importlib.util
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from clients.cli import main
+from engine.assets import asset_path
+from engine.errors import InputError
+from engine.face.tracker import mouth_aperture_series
+from engine.media.writer import Mp4Writer, probe_durations
+
+SR = 16_000
+FPS = 25.0
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def read_video(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]), rate
+
+
+def stream_kinds(path: Path) -> list[str]:
+    with av.open(str(path)) as c:
+        return sorted(s.type for s in c.streams)
+
+
+@pytest.fixture(scope="module")
+def speech_then_silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1.6 s of the bundled demo speech, then 1.0 s of silence."""
+    from engine.audio.ingest import decode_audio
+
+    x = decode_audio(asset_path("demo_speech.wav"))[: int(1.6 * SR)]
+    return write_wav(tmp_path_factory.mktemp("audio") / "speech.wav", np.r_[x, np.zeros(SR, np.float32)])
+
+
+# -- writer ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_writer_keeps_audio_in_sync(tmp_path: Path, ext: str) -> None:
+    """A click at 1.00 s and a white frame at frame 25 land together; stream durations agree."""
+    n_frames = 50
+    audio = np.zeros(int(2.3 * SR), np.float32)  # longer than the video: must be trimmed
+    audio[SR : SR + 400] = 0.8 * np.sin(2 * np.pi * 1000 * np.arange(400) / SR)
+    out = tmp_path / f"clip{ext}"
+    with Mp4Writer(out, 64, 48, fps=FPS) as w:
+        w.write_audio(audio[:3000])  # audio arrives in uneven chunks, before and during the video
+        for i in range(n_frames):
+            w.write_frame(np.full((48, 64, 3), 255 if i == 25 else 0, np.uint8))
+            if i == 7:
+                w.write_audio(audio[3000:])
+    assert stream_kinds(out) == ["audio", "video"]
+    d = probe_durations(out)
+    assert d["video"] == pytest.approx(n_frames / FPS)
+    assert abs(d["audio"] - d["video"]) <= 1 / FPS
+    frames = read_video(out)
+    assert len(frames) == n_frames and int(frames.mean(axis=(1, 2, 3)).argmax()) == 25
+    pcm, rate = read_audio(out)
+    onset = np.flatnonzero(np.abs(pcm) > 0.2)[0] / rate
+    assert abs(onset - 1.0) < 0.5 / FPS, onset
+
+
+def test_writer_pads_short_audio(tmp_path: Path) -> None:
+    out = tmp_path / "short.mp4"
+    with Mp4Writer(out, 32, 32, fps=FPS) as w:
+        w.write_audio(0.1 * np.ones(SR // 4, np.float32))
+        for _ in range(30):
+            w.write_frame(np.zeros((32, 32, 3), np.uint8))
+    d = probe_durations(out)
+    assert abs(d["audio"] - 1.2) <= 1 / FPS and d["video"] == pytest.approx(1.2)
+
+
+def test_writer_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unsupported output format"):
+        Mp4Writer(tmp_path / "x.gif", 32, 32)
+    with pytest.raises(InputError, match="even"):
+        Mp4Writer(tmp_path / "x.mp4", 33, 32)
+    with Mp4Writer(tmp_path / "y.mp4", 32, 32) as w:
+        with pytest.raises(ValueError, match="uint8"):
+            w.write_frame(np.zeros((32, 32, 3), np.float32))
+
+
+def test_assets_are_bundled() -> None:
+    img = asset_path("portrait.png")
+    with av.open(str(img)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (512, 512)
+    with wave.open(str(asset_path("demo_speech.wav"))) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, SR)
+        assert 4.0 <= w.getnframes() / SR <= 6.0
+    with pytest.raises(InputError):
+        asset_path("nope.png")
+
+
+# -- CLI end to end -------------------------------------------------------------------------------
+def test_render_end_to_end(tmp_path: Path, speech_then_silence: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out" / "talk.mp4"
+    argv = ["render", "--audio", str(speech_then_silence), "--size", "256", "--emotion", "slightly happy"]
+    rc = main([*argv, "-q", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert str(out) in captured.out and "65 frames" in captured.out and "realtime" in captured.out
+    assert stream_kinds(out) == ["audio", "video"]
+    d = probe_durations(out)
+    assert d["video"] == pytest.approx(2.6)
+    assert abs(d["audio"] - d["video"]) <= 1 / FPS
+    frames = read_video(out)
+    assert frames.shape == (65, 256, 256, 3)
+    # The rendered mouth opens and moves while the speech plays and rests in the silent second.
+    aperture = mouth_aperture_series(frames)
+    assert np.isfinite(aperture).all()
+    speaking, silent = aperture[2:38], aperture[48:]
+    assert speaking.mean() > silent.mean() + 0.05, (speaking.mean(), silent.mean())
+    assert speaking.std() > 2 * silent.std(), (speaking.std(), silent.std())
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_missing_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["render", "--audio", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4")])
+    assert rc != 0
+    _one_error_line(capsys, "s2t render: error:", "nope.wav")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_corrupt_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + np.random.default_rng(0).bytes(3000))
+    rc = main(["render", "--audio", str(bad), "-o", str(tmp_path / "o.mp4")])
+    assert rc != 0
+    _one_error_line(capsys, "s2t render: error:", "bad.wav")
+
+
+def test_faceless_portrait(tmp_path: Path, speech_then_silence: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    gradient = np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (256, 1, 3))
+    portrait = tmp_path / "wall.png"
+    cv2.imwrite(str(portrait), gradient)
+    argv = ["render", "--portrait", str(portrait), "--audio", str(speech_then_silence)]
+    rc = main([*argv, "-o", str(tmp_path / "o.mp4")])
+    assert rc != 0
+    _one_error_line(capsys, "s2t render: error:")
+
+
+def test_unknown_output_format(tmp_path: Path, speech_then_silence: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["render", "--audio", str(speech_then_silence), "-o", str(tmp_path / "o.avi")])
+    assert rc != 0
+    _one_error_line(capsys, "unsupported output format")
+
+
+def _landed(module: str, attr: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        return False
+    return hasattr(importlib.import_module(module), attr)
+
+
+@pytest.mark.parametrize(
+    ("flags", "module", "attr"),
+    [
+        (["--motion", "style-e"], "engine.motion.style_e", "load_motion"),
+        (["--renderer", "style-a"], "engine.render", "load_renderer"),
+        (["--style-ref", "{audio}"], "engine.motion.style_e", "load_motion"),
+        (["--art-style", "{portrait}"], "engine.render", "load_renderer"),
+    ],
+)
+def test_stage_not_landed(
+    tmp_path: Path,
+    speech_then_silence: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    module: str,
+    attr: str,
+) -> None:
+    if _landed(module, attr):
+        pytest.skip(f"{module}.{attr} has landed; this checks the not-yet-available path")
+    argv = [f.format(audio=speech_then_silence, portrait=asset_path("portrait.png")) for f in flags]
+    rc = main(["render", "--audio", str(speech_then_silence), *argv, "-o", str(tmp_path / "o.mp4")])
+    assert rc != 0
+    _one_error_line(capsys, "not available")
