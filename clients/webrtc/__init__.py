@@ -1,0 +1,1 @@
+"""`s2t serve`: the WebRTC server (aiohttp + aiortc), its browser page, and WHEP playback."""
