@@ -162,9 +162,9 @@ def test_model_neutral_and_shapes(model: FaceModel) -> None:
     out = model.deform_batch(c)
     assert out.shape == (3, 478, 2)
     np.testing.assert_allclose(out[1], model.deform(c[1]), atol=1e-4)
-    # jawOpen moves the chin and lower lip down, not the eyes
+    # jawOpen moves the lower lip down and the chin down (and back, unseen here), not the eyes
     d = out[1] - out[0]
-    assert d[152, 1] > 0.1 * model.iod and d[14, 1] > 0.1 * model.iod
+    assert d[152, 1] > 0.04 * model.iod and d[14, 1] > 0.1 * model.iod and d[14, 1] > d[152, 1]
     assert np.abs(d[[33, 263, 159, 386]]).max() < 1e-3
     with pytest.raises(InputError):
         model.deform(np.zeros(5))
@@ -255,3 +255,27 @@ def test_aperture_series_nan_without_face(model: FaceModel) -> None:
     grad = np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (256, 1, 3))
     ap = mouth_aperture_series([model.crop, grad])
     assert np.isfinite(ap[0]) and np.isnan(ap[1])
+
+
+def test_open_mouth_portrait_keeps_own_interior(model: FaceModel) -> None:
+    """A portrait whose mouth is already open keeps its own interior by the lips; cavity fills only the new gap."""
+    from engine.face import topology as tp
+
+    neutral = model.neutral.copy()
+    inner = tp.LIP_LOWER_INNER[1:-1]
+    neutral[inner, 1] += 0.15 * model.iod  # pretend the portrait's mouth is open
+    crop = model.crop.copy()
+    hole = np.concatenate([neutral[tp.LIP_UPPER_INNER, :2], neutral[tp.LIP_LOWER_INNER[::-1][1:-1], :2]])
+    cv2.fillPoly(crop, [np.round(hole).astype(np.int32)], (0, 255, 0))  # its "teeth": pure green
+    opened = FaceModel(crop=crop, neutral=neutral, crop_matrix=model.crop_matrix)
+    c = DEFAULT_SPEC.neutral(1)[0]
+    c[DEFAULT_SPEC.index("jawOpen")] = 1.0
+    frame = ReferenceRenderer(opened).render(c).astype(int)
+    xy = opened.deform(c)
+    up, lo = xy[13], xy[14]
+    near_upper = np.round(up + (0.03 * model.iod) * (lo - up) / np.linalg.norm(lo - up)).astype(int)
+    middle = np.round(0.5 * (up + lo)).astype(int)
+    g = frame[near_upper[1], near_upper[0]]
+    assert g[1] > 200 and g[0] < 60 and g[2] < 60, g  # own interior moved with the upper lip
+    m = frame[middle[1], middle[0]]
+    assert m[1] < 60 and m[0] < 90, m  # the newly opened band is painted cavity

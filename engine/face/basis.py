@@ -2,9 +2,9 @@
 
 Every field is built in a head frame measured on the portrait's own mesh (origin between the eyes,
 x toward the subject's left, y down, z away from the camera, unit = inter-ocular distance), so the
-same recipe fits any face. Fields are linear in their coefficient (jawOpen is the linearised
-rotation of the lower face about a jaw pivot), which keeps `FaceModel.fit` a smooth least-squares
-problem.
+same recipe fits any face. Fields are linear in their coefficient, which keeps `FaceModel.fit` a
+smooth least-squares problem; jawOpen is the chord of a rigid rotation of the lower face about a jaw
+pivot (exact at 1, so the chin swings down and back without the tangent's stretch of the jaw).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from engine.face import topology as tp
 from engine.spec import EXPRESSION_CHANNELS
 
-JAW_ANGLE = 0.40  # radians of jaw rotation at jawOpen = 1 (linearised)
+JAW_ANGLE = 0.40  # radians of jaw rotation at jawOpen = 1
 JAW_PIVOT = (0.0, 0.15, 0.40)  # head-frame pivot; shallow so the chin moves less than the lips (tracks best)
 
 
@@ -114,10 +114,11 @@ def build_basis(h: np.ndarray) -> np.ndarray:
         out[:, 0], out[:, 1], out[:, 2] = du, dv, dz
         return out
 
-    # jawOpen: rotate the lower face about the jaw pivot (x axis), linearised.
+    # jawOpen: rotate the lower face about the jaw pivot (x axis).
     piv = np.asarray(JAW_PIVOT)
     rel = h - piv
-    jaw = np.stack([np.zeros(n), -rel[:, 2], rel[:, 1]], axis=1) * JAW_ANGLE
+    ca, sa = np.cos(JAW_ANGLE), np.sin(JAW_ANGLE)
+    jaw = np.stack([np.zeros(n), rel[:, 1] * (ca - 1.0) - rel[:, 2] * sa, rel[:, 1] * sa + rel[:, 2] * (ca - 1.0)], 1)
     jaw *= r.lower[:, None]
     fields["jawOpen"] = jaw
 

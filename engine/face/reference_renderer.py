@@ -4,6 +4,8 @@ Per frame: deform and pose the mesh, build one affine map per triangle (destinat
 rasterise triangle ids back to front with OpenCV (painter's order by depth), turn them into a dense
 backward map with one vectorised gather and `cv2.remap` the crop. Everything that does not change
 per frame (triangulation, background anchors, source positions, colours) is computed once.
+The mouth interior is split at the portrait's own lip midline: each half moves with its lip, so a
+portrait that already shows teeth keeps them, and only the newly opened band is painted as cavity.
 """
 
 from __future__ import annotations
@@ -78,7 +80,24 @@ class ReferenceRenderer:
         cents = src[bg_tris].mean(axis=1)
         outside = np.array([cv2.pointPolygonTest(oval_poly, (float(x), float(y)), False) < 0 for x, y in cents])
         self._bg = bg_tris[outside]
-        mouth = tp.strip_triangles(tp.LIP_UPPER_INNER, tp.LIP_LOWER_INNER)
+        # Mouth interior: the portrait's own opening is split at its midline; the upper half moves with
+        # the upper lip, the lower half with the lower lip, and only the band opened beyond the
+        # portrait's own gap (virtual chains A and B, both sampling the midline) is painted as cavity.
+        up, lo = tp.LIP_UPPER_INNER, tp.LIP_LOWER_INNER
+        mid3 = 0.5 * (neutral[up[1:-1]] + neutral[lo[1:-1]])
+        self._mouth_off_up = mid3 - neutral[up[1:-1]]
+        self._mouth_off_lo = mid3 - neutral[lo[1:-1]]
+        n_mid = len(mid3)
+        base = n_mesh + n_ring + len(border)
+        chain_a = np.concatenate([up[:1], base + np.arange(n_mid), up[-1:]])
+        chain_b = np.concatenate([lo[:1], base + n_mid + np.arange(n_mid), lo[-1:]])
+        self._chain_a, self._chain_b = chain_a, chain_b
+        own = np.linalg.norm(neutral[lo, :2] - neutral[up, :2], axis=1) * self.scale
+        self._own_gaps = own
+        self._src = np.concatenate([self._src, self._to_cv(np.concatenate([mid3[:, :2], mid3[:, :2]]))])
+        mouth = np.concatenate(
+            [tp.strip_triangles(up, chain_a), tp.strip_triangles(chain_a, chain_b), tp.strip_triangles(chain_b, lo)]
+        )
         eyes = np.concatenate(
             [tp.strip_triangles(tp.R_EYE_UPPER, tp.R_EYE_LOWER), tp.strip_triangles(tp.L_EYE_UPPER, tp.L_EYE_LOWER)]
         )
@@ -129,12 +148,16 @@ class ReferenceRenderer:
         c = c.copy()
         ne = self.model.spec.n_expression
         np.clip(c[:ne], 0.0, 1.0, out=c[:ne])
-        mesh = self.model.deform3d_batch(c[None])[0]
-        ring = self.model.apply_pose(self._ring3[None], c[None])[0]
-        dst = self._to_cv(np.concatenate([mesh[: self._n_mesh, :2], ring[:, :2], self._border]))
-        out = self._warp(dst, mesh[:, 2])
+        expr = self.model.expression_mesh(c[None])[0]
+        up, lo = tp.LIP_UPPER_INNER[1:-1], tp.LIP_LOWER_INNER[1:-1]
+        extra = np.concatenate([self._ring3, expr[up] + self._mouth_off_up, expr[lo] + self._mouth_off_lo])
+        posed = self.model.apply_pose(np.concatenate([expr, extra])[None], c[None])[0]
+        mesh, ring, mid = posed[:478], posed[478 : 478 + len(self._ring3)], posed[478 + len(self._ring3) :]
+        dst = self._to_cv(np.concatenate([mesh[: self._n_mesh, :2], ring[:, :2], self._border, mid[:, :2]]))
+        depth = np.concatenate([mesh[: self._n_mesh, 2], ring[:, 2], np.zeros(len(self._border)), mid[:, 2]])
+        out = self._warp(dst, depth)
         xy = self._to_cv(mesh[:, :2])
-        self._paint_mouth(out, xy)
+        self._paint_mouth(out, xy, dst[self._chain_a], dst[self._chain_b])
         self._paint_lids(out, xy)
         return out
 
@@ -201,8 +224,8 @@ class ReferenceRenderer:
         full[y0:y1, x0:x1] = a
         return full
 
-    def _paint_mouth(self, out: np.ndarray, xy: np.ndarray) -> None:
-        up, lo = xy[tp.LIP_UPPER_INNER], xy[tp.LIP_LOWER_INNER]
+    def _paint_mouth(self, out: np.ndarray, xy: np.ndarray, up: np.ndarray, lo: np.ndarray) -> None:
+        """Paint the cavity (and teeth) in the band between the mid chains `up` and `lo` (cv coords)."""
         gap = float(np.linalg.norm(xy[14] - xy[13])) / self.scale
         extra = gap - self._neutral_gaps[0]
         alpha = _smooth01(extra / (0.05 * self.model.iod))
@@ -213,12 +236,15 @@ class ReferenceRenderer:
         if mask is None:
             return
         iod = self.model.iod * self.scale
+        # Teeth the portrait already shows in its own opening (own, per contour point) are not repainted.
         gaps = np.linalg.norm(lo - up, axis=1)
-        h_up = np.minimum(0.32 * gaps, 0.085 * iod)[2:-2, None]
+        own = self._own_gaps
+        full = gaps + own
+        h_up = np.clip(np.minimum(0.32 * full, 0.085 * iod) - 0.5 * own, 0.0, None)[2:-2, None]
         band = up[2:-2]
         upper_teeth = np.concatenate([band, (band + np.concatenate([np.zeros_like(h_up), h_up], 1))[::-1]])
         self._blend_poly(out, [upper_teeth], TEETH_RGB, 0.92 * alpha, clip=mask)
-        h_lo = np.minimum(0.15 * gaps, 0.04 * iod)[3:-3, None]
+        h_lo = np.clip(np.minimum(0.15 * full, 0.04 * iod) - 0.5 * own, 0.0, None)[3:-3, None]
         band = lo[3:-3]
         lower_teeth = np.concatenate([band, (band - np.concatenate([np.zeros_like(h_lo), h_lo], 1))[::-1]])
         self._blend_poly(out, [lower_teeth], TEETH_RGB * 0.85, 0.7 * alpha, clip=mask)
