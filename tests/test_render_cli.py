@@ -204,3 +204,21 @@ def test_stage_not_landed(
     rc = main(["render", "--audio", str(speech_then_silence), *argv, "-o", str(tmp_path / "o.mp4")])
     assert rc != 0
     _one_error_line(capsys, "not available")
+
+
+def test_faceless_portrait_console_prints_exactly_one_line(tmp_path: Path, speech_then_silence: Path) -> None:
+    """The real process: MediaPipe's native start-up chatter must not surround the error line."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    img = tmp_path / "gradient.png"
+    cv2.imwrite(str(img), np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (256, 1)))
+    exe = Path(sys.executable).with_name("s2t")
+    r = subprocess.run(
+        [str(exe), "render", "--portrait", str(img), "--audio", str(speech_then_silence), "-o", str(tmp_path / "o.mp4")],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == ["s2t render: error: no face found in the image (use a clear, roughly frontal portrait)"]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+import os
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -98,6 +101,31 @@ def mouth_aperture(landmarks: np.ndarray) -> float:
     return gap / max(inter_ocular(lm), 1e-6)
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence MediaPipe/TFLite's native start-up chatter (written straight to fd 2, not via logging).
+
+    Only around graph creation and the first frame; with --debug (DEBUG logging) it is shown.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class FaceTracker:
     """MediaPipe face mesh with iris refinement (478 landmarks); use as a context manager or close()."""
 
@@ -108,13 +136,15 @@ class FaceTracker:
             raise ValueError("max_faces must be >= 1")
         self.static_image_mode = static_image_mode
         self.max_faces = max_faces
-        self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        with _quiet_native_stderr():
+            self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+        self._warm = False
 
     def track(self, image: np.ndarray | str | Path | bytes) -> FaceTrack:
         """Track the largest face of an RGB image (array or anything load_image reads).
@@ -134,7 +164,12 @@ class FaceTracker:
             raise RuntimeError("FaceTracker is closed")
         rgb = as_rgb_array(image)
         h, w = rgb.shape[:2]
-        result = self._mesh.process(rgb)
+        if self._warm:
+            result = self._mesh.process(rgb)
+        else:
+            with _quiet_native_stderr():
+                result = self._mesh.process(rgb)
+            self._warm = True
         faces = result.multi_face_landmarks
         if not faces:
             return None
