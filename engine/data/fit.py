@@ -1,0 +1,245 @@
+"""Fit per-frame coefficients to real talking videos (face tracker + FaceModel), with audio features."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import AudioError, InputError, NoFaceError
+from engine.spec import DEFAULT_SPEC
+
+log = logging.getLogger(__name__)
+FPS = 25.0
+VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+@dataclass(frozen=True, slots=True)
+class ClipFit:
+    """Coefficients fitted to one video, resampled to 25 fps, with the fit's reprojection error."""
+
+    name: str
+    coeffs: np.ndarray  # (T, 34) float32 at 25 fps
+    valid: np.ndarray  # (T,) bool: a face was tracked at (or next to) this instant
+    errors: np.ndarray  # (T_src,) float64 error per source frame (fraction of IOD; NaN without a face)
+    src_fps: float
+    audio: np.ndarray | None  # (N,) float32 16 kHz, None when the video has no audio
+
+    @property
+    def median_error(self) -> float:
+        e = self.errors[np.isfinite(self.errors)]
+        return float(np.median(e)) if e.size else float("nan")
+
+
+def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
+    """All RGB frames of a video and its frame rate; InputError if unreadable or empty."""
+    import av
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"video not found: {p}")
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.video:
+                raise InputError(f"no video stream in {p}")
+            s = c.streams.video[0]
+            fps = float(s.average_rate or s.guessed_rate or FPS)
+            frames = []
+            for f in c.decode(s):
+                frames.append(f.to_ndarray(format="rgb24"))
+                if max_frames and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as e:
+        raise InputError(f"cannot read video {p}: {e}") from None
+    if not frames:
+        raise InputError(f"video has no frames: {p}")
+    return frames, fps
+
+
+def _single_thread_blas() -> contextlib.AbstractContextManager[object]:
+    """Per-frame fits are tiny (962x34) SVDs: threaded BLAS only spins (measured 4x slower on 2 busy cores)."""
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS first: threadpoolctl only limits loaded libraries)
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _resample(coeffs: np.ndarray, valid: np.ndarray, src_fps: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of valid source frames onto the 25 fps grid (frame centres)."""
+    t_src = (np.arange(len(coeffs)) + 0.5) / src_fps
+    t_out = (np.arange(n_out) + 0.5) / FPS
+    ok = np.flatnonzero(valid)
+    out = np.empty((n_out, coeffs.shape[1]), np.float32)
+    for k in range(coeffs.shape[1]):  # 34 channels: np.interp is 1-D
+        out[:, k] = np.interp(t_out, t_src[ok], coeffs[ok, k])
+    nearest = np.clip(np.round(t_out * src_fps - 0.5).astype(np.int64), 0, len(valid) - 1)
+    return out, valid[nearest]
+
+
+def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) -> ClipFit:
+    """Track every frame, build a FaceModel from the first good frame, fit the sequence.
+
+    Frames without a face are kept as gaps (interpolated over, marked invalid); a video with no face
+    at all raises NoFaceError.
+    """
+    from engine.face.model import FaceModel
+    from engine.face.tracker import FaceTracker
+
+    frames, fps = read_frames(path, max_frames)
+    lms = np.full((len(frames), 478, 3), np.nan, np.float32)
+    first = -1
+    with FaceTracker(static_image_mode=False) as trk:
+        for i, fr in enumerate(frames):
+            try:
+                lms[i] = trk.track(fr).landmarks
+            except NoFaceError:
+                continue
+            if first < 0:
+                first = i
+    if first < 0:
+        raise NoFaceError(f"no face found in any frame of {path}")
+    model = FaceModel.from_portrait(frames[first], size=size)
+    crop_lms = lms.copy()
+    good = np.isfinite(lms[:, 0, 0])
+    crop_lms[good] = model.image_to_crop(lms[good])
+    with _single_thread_blas():
+        coeffs, errors = model.fit_sequence(crop_lms)
+    audio: np.ndarray | None
+    try:
+        from engine.audio.ingest import decode_audio
+
+        from engine.data.synth import check_audio
+
+        audio = decode_audio(path)
+        check_audio(audio, Path(path).name)
+    except AudioError as e:
+        log.warning("%s: no usable audio (%s); coefficients only", Path(path).name, e)
+        audio = None
+    dur = len(frames) / fps
+    n_out = int(np.ceil(dur * FPS - 1e-6))
+    c25, v25 = _resample(coeffs, good, fps, n_out)
+    log.info("%s: %d frames @ %.1f fps, %d without face, median err %.2f%% IOD", Path(path).name, len(frames),
+             fps, int((~good).sum()), 100 * float(np.nanmedian(errors)))
+    return ClipFit(Path(path).stem, c25, v25, errors, fps, audio)
+
+
+def manifest_rows(manifest: Path) -> dict[str, dict[str, str]]:
+    """file name -> {"source", "license", "notes"} from shared/data/MANIFEST.md tables."""
+    rows: dict[str, dict[str, str]] = {}
+    if not manifest.is_file():
+        return rows
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 6 and "/" in cells[0] and not cells[0].startswith("---"):
+            rows[Path(cells[0]).name] = {"path": cells[0], "source": cells[1], "commit": cells[2],
+                                         "license": cells[3], "notes": cells[5]}
+    return rows
+
+
+def speaker_of(name: str, notes: str) -> str:
+    """Speaker identity: MEAD actor id from the name, else the person named first in the manifest notes."""
+    m = re.search(r"(?<![A-Za-z])([MW]\d{3})(?!\d)", name)
+    if m:
+        return m.group(1)
+    if notes and not notes.lower().startswith(("source video", "3dmm")):
+        return re.split(r"[(,]", notes)[0].strip().lower() or name
+    return name
+
+
+def fit_directory(videos: str | Path, out: str | Path, size: int = 256, max_frames: int | None = None,
+                  manifest: str | Path | None = None) -> dict[str, object]:
+    """Fit every video in `videos`; write out/<clip>.npz and out/card.json (median reprojection error)."""
+    from engine.audio.features import mel_for_video
+
+    vdir, odir = Path(videos), Path(out)
+    if not vdir.is_dir():
+        raise InputError(f"--videos must be a directory: {vdir}")
+    files = sorted(p for p in vdir.iterdir() if p.suffix.lower() in VIDEO_EXT)
+    if not files:
+        raise InputError(f"no videos ({', '.join(VIDEO_EXT)}) in {vdir}")
+    odir.mkdir(parents=True, exist_ok=True)
+    man_path = Path(manifest) if manifest else next((p / "MANIFEST.md" for p in (vdir, *vdir.parents)
+                                                     if (p / "MANIFEST.md").is_file()), None)
+    man = manifest_rows(man_path) if man_path else {}
+    clips, all_err, failed = [], [], []
+    for f in files:
+        try:
+            fit = fit_video(f, size, max_frames)
+        except (NoFaceError, InputError) as e:
+            log.warning("skipping %s: %s", f.name, e)
+            failed.append({"file": f.name, "error": str(e)})
+            continue
+        info = man.get(f.name, {})
+        arrays: dict[str, np.ndarray] = {"coeffs": fit.coeffs, "valid": fit.valid, "errors": fit.errors}
+        if fit.audio is not None:
+            arrays["audio"] = np.round(np.clip(fit.audio, -1, 1) * 32767).astype(np.int16)
+            mel = mel_for_video(fit.audio, FPS)
+            n = min(len(mel), len(fit.coeffs))
+            arrays["mel"] = mel[:n].astype(np.float16)
+        np.savez(odir / f"{fit.name}.npz", **arrays)
+        e = fit.errors[np.isfinite(fit.errors)]
+        all_err.append(e)
+        clips.append({"clip": fit.name, "file": f.name, "frames_25fps": len(fit.coeffs), "src_fps": fit.src_fps,
+                      "seconds": round(len(fit.coeffs) / FPS, 3), "faceless_frames": int(np.isnan(fit.errors).sum()),
+                      "median_error_iod": round(fit.median_error, 5), "has_audio": fit.audio is not None,
+                      "speaker": speaker_of(fit.name, info.get("notes", "")), "source": info.get("source", "unknown"),
+                      "license": info.get("license", "unknown (not in MANIFEST.md)")})
+    errs = np.concatenate(all_err) if all_err else np.zeros(0)
+    card = {"clips": clips, "failed": failed, "videos_dir": str(vdir), "spec": DEFAULT_SPEC.to_dict(),
+            "fps": FPS, "median_reprojection_error_iod": round(float(np.median(errs)), 5) if errs.size else None,
+            "median_of_clip_medians_iod": round(float(np.median([c["median_error_iod"] for c in clips])), 5)
+            if clips else None, "frames_fitted": int(errs.size),
+            "error_unit": "mean landmark distance / inter-ocular distance"}
+    (odir / "card.json").write_text(json.dumps(card, indent=1))
+    return card
+
+
+def merge_real(fitdir: Path, corpus: Path, seed: int) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """Pack fitted clips with audio into a corpus shard; split by speaker. Returns (index rows, card part)."""
+    card_path = fitdir / "card.json"
+    if not card_path.is_file():
+        raise InputError(f"--real must be an `s2t data fit` output (no card.json in {fitdir})")
+    fc = json.loads(card_path.read_text())
+    clips = [c for c in fc["clips"] if c["has_audio"]]
+    speakers = sorted({c["speaker"] for c in clips})
+    order = np.random.default_rng([seed, 7]).permutation(len(speakers))
+    n_test = max(1, round(0.2 * len(speakers))) if len(speakers) >= 3 else 0
+    n_val = max(1, round(0.1 * len(speakers))) if len(speakers) >= 5 else 0
+    split_of = {speakers[i]: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
+                for k, i in enumerate(order)}
+    from engine.data.emotions import EMOTIONS
+
+    audio, a_off, coeffs, c_off, rows = [], [0], [], [0], []
+    for c in clips:
+        with np.load(fitdir / f"{c['clip']}.npz", allow_pickle=False) as z:
+            a, co = z["audio"], z["coeffs"]
+        n = min(len(co), int(np.ceil(len(a) / 640)))
+        audio.append(a[: n * 640])
+        coeffs.append(co[:n])
+        a_off.append(a_off[-1] + len(audio[-1]))
+        c_off.append(c_off[-1] + n)
+        rows.append({"source": "real", "clip": c["clip"], "split": split_of[c["speaker"]], "voice": f"real:{c['speaker']}",
+                     "style": "real", "emotion": "unknown", "secondary": "neutral", "level": "none", "frames": n,
+                     "seconds": n / FPS, "text_id": -1, "shard": "real_00000.npz", "row": len(rows),
+                     "license": c["license"], "source_ref": c["source"]})
+    k = len(rows)
+    np.savez(corpus / "real_00000.npz", audio=np.concatenate(audio) if audio else np.zeros(0, np.int16),
+             audio_offsets=np.array(a_off, np.int64), coeffs=np.concatenate(coeffs) if coeffs else
+             np.zeros((0, DEFAULT_SPEC.dim), np.float32), coeff_offsets=np.array(c_off, np.int64),
+             emotion_weights=np.tile(np.eye(len(EMOTIONS), dtype=np.float32)[0] * 0, (k, 1)),
+             emotion_id=np.full(k, -1, np.int8), intensity=np.zeros(k, np.float32), style_id=np.full(k, -1, np.int8),
+             text_id=np.full(k, -1, np.int32), uid=np.arange(k, dtype=np.int64) + 10**12)
+    card = {"clips": [{"clip": c["clip"], "speaker": c["speaker"], "split": split_of[c["speaker"]],
+                       "seconds": c["seconds"], "license": c["license"], "source": c["source"]} for c in clips],
+            "speakers": {s: split_of[s] for s in speakers}, "hours": round(sum(r["seconds"] for r in rows) / 3600, 4),
+            "median_reprojection_error_iod": fc.get("median_reprojection_error_iod"),
+            "licence_caveat": "repo licences cover the repos, not the people shown; research/evaluation use only"}
+    return rows, card
