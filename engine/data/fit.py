@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -61,17 +60,6 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[n
     return frames, fps
 
 
-def _single_thread_blas() -> contextlib.AbstractContextManager[object]:
-    """Per-frame fits are tiny (962x34) SVDs: threaded BLAS only spins (measured 4x slower on 2 busy cores)."""
-    import scipy.linalg  # noqa: F401  (load scipy's BLAS first: threadpoolctl only limits loaded libraries)
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
 def _resample(coeffs: np.ndarray, valid: np.ndarray, src_fps: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of valid source frames onto the 25 fps grid (frame centres)."""
     t_src = (np.arange(len(coeffs)) + 0.5) / src_fps
@@ -110,8 +98,7 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     crop_lms = lms.copy()
     good = np.isfinite(lms[:, 0, 0])
     crop_lms[good] = model.image_to_crop(lms[good])
-    with _single_thread_blas():
-        coeffs, errors = model.fit_sequence(crop_lms)
+    coeffs, errors = model.fit_sequence(crop_lms)  # single-threaded BLAS inside (see FaceModel.fit)
     audio: np.ndarray | None
     try:
         from engine.audio.ingest import decode_audio

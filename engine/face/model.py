@@ -8,6 +8,8 @@ crop pixels), which matches how MediaPipe's mesh is expressed.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import logging
 from pathlib import Path
@@ -102,6 +104,15 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         # p_small = f * p (pixel-centre convention up to half a pixel); fold 1/f into the matrix.
         m[:, :2] /= f
     return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def single_thread_blas() -> contextlib.AbstractContextManager[object]:
+    """Limit BLAS to one thread: per-frame fits are tiny (962x34) problems where threaded BLAS only
+    spins (measured ~15x slower with the default thread count on a busy 2-core machine)."""
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS first: threadpoolctl limits loaded libraries)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
 
 
 class FaceModel:
@@ -288,7 +299,8 @@ class FaceModel:
             j[2 * n :, :ne] = FIT_REG * np.eye(ne)
             return j
 
-        res = least_squares(resid, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=40, ftol=1e-7, xtol=1e-7, gtol=1e-9)
+        with single_thread_blas():
+            res = least_squares(resid, x0, jac=jac, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=40, ftol=1e-7, xtol=1e-7, gtol=1e-9)
         coeffs = res.x.astype(np.float32)
         pos = self.deform(coeffs)[: tp.N_MESH]
         err = float(np.linalg.norm(pos - target, axis=1).mean() / iod)
