@@ -192,6 +192,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("-o", "--output", action="append", default=[], metavar="URL",
                    help="rtmp://host/app/key, whip+http(s)://host/whip, or out.mp4 / out.mkv (repeatable)")
+    add_live_arguments(p)
+    p.add_argument("--whip-token", default="", help="bearer token for the WHIP endpoint")
+    p.add_argument("--reconnect-attempts", type=int, default=0, help="give up after N failed reconnects (0 = never)")
+    p.set_defaults(func=_run)
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    """The input/engine flags every live client shares (stream, vcam): read back by live_options/engine_config."""
     p.add_argument("--audio", default="", help="speech file instead of the microphone")
     p.add_argument("--mic-device", default="", help="sounddevice input name or index")
     p.add_argument("--loop", action="store_true", help="loop the --audio file")
@@ -200,9 +208,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--emotion", default="", help='emotion prompt, e.g. "calm but slightly amused"')
     p.add_argument("--config", help="engine config TOML")
     p.add_argument("--budget-ms", type=float, help="end-to-end latency budget")
-    p.add_argument("--whip-token", default="", help="bearer token for the WHIP endpoint")
-    p.add_argument("--reconnect-attempts", type=int, default=0, help="give up after N failed reconnects (0 = never)")
-    p.set_defaults(func=_run)
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:

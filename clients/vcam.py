@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from clients.stream import LiveOptions, check_device, engine_config, live_options, open_sounddevice, run_live
+from clients.stream import LiveOptions, add_live_arguments, check_device, engine_config, live_options, open_sounddevice, run_live
 from engine.clock import AUDIO_RATE
 from engine.config import EngineConfig
 from engine.errors import DeviceUnavailableError
@@ -142,14 +142,7 @@ def register(subparsers: Any) -> None:
         "vcam", help="the avatar as a virtual camera (v4l2loopback / OBS)",
         description="Microphone (or --audio FILE) in, the talking avatar out as a virtual camera.",
     )
-    p.add_argument("--audio", default="", help="speech file instead of the microphone")
-    p.add_argument("--mic-device", default="", help="sounddevice input name or index")
-    p.add_argument("--loop", action="store_true", help="loop the --audio file")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
-    p.add_argument("--portrait", default="", help="portrait image (default: the bundled one)")
-    p.add_argument("--emotion", default="", help="emotion prompt")
-    p.add_argument("--config", help="engine config TOML")
-    p.add_argument("--budget-ms", type=float, help="end-to-end latency budget")
+    add_live_arguments(p)
     p.add_argument("--backend", default="", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
     p.add_argument("--device", default="", help="camera device, e.g. /dev/video10")
     p.add_argument("--audio-out", default="", metavar="DEVICE", help="play the delayed audio on this output device")

@@ -37,13 +37,13 @@ _FORMAT = 1
 
 
 def _rotation_and_grads(yaw: float, pitch: float, roll: float) -> tuple[np.ndarray, np.ndarray]:
-    """R = Rz Ry Rx and its derivatives (3, 3, 3) w.r.t. (yaw, pitch, roll)."""
+    """R = Rz Ry Rx (tracker.euler_to_matrix) and its derivatives (3, 3, 3) w.r.t. (yaw, pitch, roll)."""
     cy, sy = np.cos(yaw), np.sin(yaw)
     cp, sp = np.cos(pitch), np.sin(pitch)
     cr, sr = np.cos(roll), np.sin(roll)
-    rz = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    rz = euler_to_matrix(0.0, 0.0, roll)
+    ry = euler_to_matrix(yaw, 0.0, 0.0)
+    rx = euler_to_matrix(0.0, pitch, 0.0)
     drz = np.array([[-sr, -cr, 0.0], [cr, -sr, 0.0], [0.0, 0.0, 0.0]])
     dry = np.array([[-sy, 0.0, cy], [0.0, 0.0, 0.0], [-cy, 0.0, -sy]])
     drx = np.array([[0.0, 0.0, 0.0], [0.0, -sp, -cp], [0.0, cp, -sp]])
