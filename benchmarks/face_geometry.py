@@ -64,7 +64,8 @@ def noise_floor(model: FaceModel, tracker: FaceTracker) -> float:
 def measure(model: FaceModel, renderer: ReferenceRenderer, tracker: FaceTracker, channel: str,
             values: tuple[float, ...]) -> dict[str, float]:
     spec = model.spec
-    errs, misses, gains = [], 0, []
+    errs, misses, gains, offsets, ovals = [], 0, [], [], []
+    oval = tp.face_oval()
     axis = {"yaw": 0, "pitch": 1}.get(channel)
     base = matrix_to_euler(head_rotation(model.neutral))
     for v in values:
@@ -75,9 +76,13 @@ def measure(model: FaceModel, renderer: ReferenceRenderer, tracker: FaceTracker,
         if t is None:
             misses += 1
             continue
-        errs.append(mesh_error(t.landmarks, model.deform(c), model.iod))
+        expected = model.deform(c)
+        errs.append(mesh_error(t.landmarks, expected, model.iod))
         if axis is not None:
             gains.append((matrix_to_euler(head_rotation(t.landmarks))[axis] - base[axis]) / v)
+            d = (t.landmarks[: tp.N_MESH, :2] - expected[: tp.N_MESH, :2]) / model.iod
+            offsets.append(float(np.linalg.norm(d.mean(axis=0))))
+            ovals.append(float(np.linalg.norm(d[oval], axis=1).mean()))
     row = {
         "mean_pct": 100 * float(np.mean(errs)) if errs else float("nan"),
         "max_pct": 100 * float(np.max(errs)) if errs else float("nan"),
@@ -85,6 +90,9 @@ def measure(model: FaceModel, renderer: ReferenceRenderer, tracker: FaceTracker,
     }
     if axis is not None:
         row["pose_gain"] = float(np.mean(gains)) if gains else float("nan")
+        # diagnostics: |mean displacement| (the part a global shift explains) and the face-outline error
+        row["global_offset_pct"] = 100 * float(np.mean(offsets)) if offsets else float("nan")
+        row["outline_pct"] = 100 * float(np.mean(ovals)) if ovals else float("nan")
     return row
 
 
@@ -143,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{name}: noise floor {r['noise_floor_pct']:.2f}% IOD, limit {r['limit_pct']:.2f}%")
         for ch, row in r["channels"].items():
             flag = "" if row_ok(row, r["limit_pct"]) else "  <-- over"
-            gain = f"  gain {row['pose_gain']:.2f}" if "pose_gain" in row else ""
+            gain = (f"  gain {row['pose_gain']:.2f}  offset {row['global_offset_pct']:.2f}%  outline "
+                    f"{row['outline_pct']:.2f}%" if "pose_gain" in row else "")
             print(f"  {ch:20s} mean {row['mean_pct']:5.2f}%  max {row['max_pct']:5.2f}%{gain}{flag}")
     print("\nPASS" if res["pass"] else "\nFAIL")
     if args.json:

@@ -22,12 +22,42 @@ from engine.face.model import FaceModel
 
 log = logging.getLogger(__name__)
 
-RING_SCALE = 1.28  # head ring (moves rigidly with the head) as a multiple of the face oval about its centre
+# Head surface beyond the face oval: rings at these multiples of the oval (about its centre), each
+# this many IODs deeper than the oval point it extends, moving with the head by this weight (an outer
+# ring can fade toward the fixed crop border); below the chin the weight can fade out (neck stays).
+# Measured (benchmarks/face_geometry.py pose rows): a 3-ring head (1.15/1.4/1.7 x, 0.2/0.5/0.8 IOD
+# deep, weights 1/0.8/0.3, 0.8 IOD neck fade) raises the tracker's yaw gain 0.79-0.83 -> 0.82-0.89
+# but not the error (mean pose error 1.67 -> 1.71 % IOD), so the single rigid ring is kept.
+HEAD_RING_SCALES: tuple[float, ...] = (1.28,)
+HEAD_RING_DEPTHS: tuple[float, ...] = (0.0,)
+HEAD_RING_WEIGHTS: tuple[float, ...] = (1.0,)
+NECK_FADE = 0.0  # IODs below the chin over which ring motion fades to zero (0: no fade)
 BORDER_POINTS = 9  # anchors per crop side that never move
 _SHIFT = 4  # fixed-point bits for sub-pixel rasterisation
 CAVITY_RGB = np.array([52.0, 20.0, 24.0])
 TEETH_RGB = np.array([226.0, 222.0, 212.0])
 LASH_RGB = np.array([45.0, 32.0, 30.0])
+
+
+def head_rings(neutral: np.ndarray, iod: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, 3) head-surface points around the face oval (crop px) and their (M,) pose weights."""
+    oval = tp.face_oval()
+    o = neutral[oval]
+    centre = o[:, :2].mean(axis=0)
+    chin_y = float(neutral[152, 1])
+    pts, wts = [], []
+    for scale, depth, weight in zip(HEAD_RING_SCALES, HEAD_RING_DEPTHS, HEAD_RING_WEIGHTS):
+        xy = centre + scale * (o[:, :2] - centre)
+        z = o[:, 2] + depth * iod
+        w = np.full(len(o), float(weight))
+        if NECK_FADE > 0:
+            w *= np.clip(1.0 - (xy[:, 1] - chin_y) / (NECK_FADE * iod), 0.0, 1.0)
+        pts.append(np.concatenate([xy, z[:, None]], axis=1))
+        wts.append(w)
+    p, w = np.concatenate(pts), np.concatenate(wts)
+    lim = size * 0.03, size * 0.97
+    keep = np.all((p[:, :2] > lim[0]) & (p[:, :2] < lim[1]), axis=1)
+    return p[keep], w[keep]
 
 
 def _smooth01(x: float) -> float:
@@ -52,12 +82,9 @@ class ReferenceRenderer:
         )
         neutral = model.neutral.astype(np.float64)
         oval = tp.face_oval()
-        centre = neutral[oval, :2].mean(axis=0)
-        ring_xy = centre + RING_SCALE * (neutral[oval, :2] - centre)
-        lim = model.size * 0.03, model.size * 0.97
-        keep = np.all((ring_xy > lim[0]) & (ring_xy < lim[1]), axis=1)
-        ring = np.concatenate([ring_xy, neutral[oval, 2:3]], axis=1)[keep]
+        ring, ring_w = head_rings(neutral, model.iod, model.size)
         self._ring3 = ring
+        self._ring_w = ring_w[:, None]
         edge = np.linspace(0.0, model.size, BORDER_POINTS)
         border = np.concatenate(
             [
@@ -148,18 +175,25 @@ class ReferenceRenderer:
         c = c.copy()
         ne = self.model.spec.n_expression
         np.clip(c[:ne], 0.0, 1.0, out=c[:ne])
-        expr = self.model.expression_mesh(c[None])[0]
-        up, lo = tp.LIP_UPPER_INNER[1:-1], tp.LIP_LOWER_INNER[1:-1]
-        extra = np.concatenate([self._ring3, expr[up] + self._mouth_off_up, expr[lo] + self._mouth_off_lo])
-        posed = self.model.apply_pose(np.concatenate([expr, extra])[None], c[None])[0]
-        mesh, ring, mid = posed[:478], posed[478 : 478 + len(self._ring3)], posed[478 + len(self._ring3) :]
-        dst = self._to_cv(np.concatenate([mesh[: self._n_mesh, :2], ring[:, :2], self._border, mid[:, :2]]))
-        depth = np.concatenate([mesh[: self._n_mesh, 2], ring[:, 2], np.zeros(len(self._border)), mid[:, 2]])
+        dst, depth, mesh = self._geometry(c)
         out = self._warp(dst, depth)
         xy = self._to_cv(mesh[:, :2])
         self._paint_mouth(out, xy, dst[self._chain_a], dst[self._chain_b])
         self._paint_lids(out, xy)
         return out
+
+    def _geometry(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Destination points (cv px), their depths and the posed 478-point mesh for one clipped row."""
+        expr = self.model.expression_mesh(c[None])[0]
+        up, lo = tp.LIP_UPPER_INNER[1:-1], tp.LIP_LOWER_INNER[1:-1]
+        extra = np.concatenate([self._ring3, expr[up] + self._mouth_off_up, expr[lo] + self._mouth_off_lo])
+        posed = self.model.apply_pose(np.concatenate([expr, extra])[None], c[None])[0]
+        mesh, ring, mid = posed[:478], posed[478 : 478 + len(self._ring3)], posed[478 + len(self._ring3) :]
+        ring = self._ring3 + self._ring_w * (ring - self._ring3)
+        dst = self._to_cv(np.concatenate([mesh[: self._n_mesh, :2], ring[:, :2], self._border, mid[:, :2]]))
+        far = np.full(len(self._border), 1e4)  # fixed border anchors: farthest, drawn first
+        depth = np.concatenate([mesh[: self._n_mesh, 2], ring[:, 2], far, mid[:, 2]])
+        return dst, depth, mesh
 
     def render_batch(self, coeffs: np.ndarray) -> np.ndarray:
         """(T, size, size, 3) uint8 frames for (T, dim) coefficients."""
@@ -187,7 +221,8 @@ class ReferenceRenderer:
         # painter's order: background first, then face triangles far to near
         n_bg = len(self._bg)
         fg_depth = depth[self._fg].mean(axis=1) + self._fg_push
-        order = np.concatenate([np.arange(n_bg), n_bg + np.argsort(-fg_depth, kind="stable")])
+        bg_depth = depth[self._bg].mean(axis=1)
+        order = np.concatenate([np.argsort(-bg_depth, kind="stable"), n_bg + np.argsort(-fg_depth, kind="stable")])
         order = order[ok[order]]
         pts = np.round(d * (1 << _SHIFT)).astype(np.int32)
         label = self._label
