@@ -50,14 +50,25 @@ def rss_mb() -> float:
 async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup_s: float = 2.0) -> dict[str, Any]:
     from engine.runtime import Engine
 
+    import os
+
+    load_start = os.getloadavg()[0]
     eng = Engine(cfg)
     t_start = time.monotonic()
     await eng.start()
     startup_s = time.monotonic() - t_start
+    # Speak once the failover spares are up too (they start after the first workers).
+    frames = eng.frames()
+    async with asyncio.timeout(120):
+        while not all(w["ready"] for w in eng.stats()["spares"].values()):
+            await anext(frames)
+    await frames.aclose()  # type: ignore[attr-defined]
+    spares_s = time.monotonic() - t_start
     n_pieces = int(seconds * SR / PIECE)
     loop_audio = np.resize(speech.astype(np.float32), n_pieces * PIECE)
     per_second: list[dict[str, Any]] = []
     arrivals: list[float] = []
+    pts_s: list[float] = []
     repeated_flags: list[bool] = []
     rss: list[tuple[float, float]] = []
 
@@ -82,6 +93,7 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
     async def consume() -> None:
         async for f in eng.frames():
             arrivals.append(time.monotonic())
+            pts_s.append(f.pts / 90000.0)
             repeated_flags.append(f.repeated)
 
     t0_run = time.monotonic()
@@ -100,12 +112,18 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
     gaps = np.diff(arr) if arr.size > 1 else np.zeros(0)
     fps = float((steady.size - 1) / (steady[-1] - steady[0])) if steady.size > 2 else 0.0
     frame_s = 1.0 / cfg.fps
-    clock_drift = float(abs((arr.size - 1) - (arr[-1] - arr[0]) / frame_s)) if arr.size > 1 else float("nan")
+    # Output clock vs wall clock: how far the frames' timestamps moved against their arrival times
+    # between the first and the last 10 s (medians, so one late read does not count; ticks the
+    # pacer skipped when starved advance the timestamps too, so they are not drift).
+    lag = arr - np.asarray(pts_s)
+    k = max(1, min(int(10 * cfg.fps), lag.size // 3))
+    clock_drift = float(abs(np.median(lag[-k:]) - np.median(lag[:k])) / frame_s) if lag.size > 2 else float("nan")
     rss_after_warm = [m for t, m in rss if t >= min(10.0, seconds / 3)]
     av_windows = [s["av_offset_ms_p50"] for s in per_second[-10:]]  # systematic offset, not glitches
     return {
         "seconds": seconds,
         "startup_s": startup_s,
+        "startup_with_spares_s": spares_s,
         "fps": fps,
         "frames": int(arr.size),
         "fresh_fraction": float(1 - np.mean(repeated_flags)) if repeated_flags else 0.0,
@@ -115,10 +133,15 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
         "dropped_by": final["dropped_by"],
         "repeated": int(final["repeated"]),
         "underruns": int(final["underruns"]),
-        "av_offset_ms": final["av_offset_ms_session"],
+        "av_offset_ms": final["av_offset_ms_session"],  # mean age of the shown image vs its audio (repeats count)
         "av_drift_frames_last10s": float(max(np.abs(av_windows)) / (frame_s * 1e3)) if av_windows else 0.0,
         "clock_drift_frames": clock_drift,
         "stalls": int(np.sum(gaps > 3 * frame_s)),
+        "ticks_missed": int(final["counts"]["ticks_missed"]),
+        "failovers": int(final["counts"]["failovers"]),
+        "skipped_ladder": int(final["counts"]["skipped_ladder"]),
+        "level_time_s": {str(lv): float(sum(1 for s in per_second if s["level"] == lv)) for lv in
+                         sorted({s["level"] for s in per_second})},
         "max_gap_ms": float(gaps.max() * 1e3) if gaps.size else 0.0,
         "playout_delay_ms": final["playout_delay_ms"],
         "level_final": final["level"],
@@ -128,6 +151,8 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
         "rss_mb_end": rss_after_warm[-1] if rss_after_warm else float("nan"),
         "rss_growth": (rss_after_warm[-1] / rss_after_warm[0] - 1) if len(rss_after_warm) > 1 else 0.0,
         "elapsed_s": elapsed,
+        "load_avg_1m_start": load_start,  # other processes on the machine (2 cores here)
+        "load_avg_1m_end": os.getloadavg()[0],
         "per_second": [
             {"t": s["t"], "e2e_p95": s["e2e_ms"]["p95"], "fps": s["fps"], "level": s["level"],
              "stages_p50": {k: v["p50"] for k, v in s["stages"].items()}, "queues": s["queues"]}

@@ -53,7 +53,11 @@ class RuntimeConfig:
     curve_server_public: str = ""
     curve_client_secret: str = ""
     curve_client_public: str = ""
-    worker_timeout_s: float = 1.0  # a worker silent this long while work is pending is restarted
+    # A worker that has had work pending this long (counted only while work is pending, and at
+    # most two frame intervals per hub tick, so a starved hub does not count) without answering
+    # is killed and restarted. 3 s: well above any healthy stall seen on a loaded 2-core box.
+    worker_timeout_s: float = 3.0
+    standby: bool = True  # keep one warm spare worker per role that takes over at once on a failure
 
 
 @dataclass(frozen=True, slots=True)

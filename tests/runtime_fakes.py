@@ -61,6 +61,20 @@ class FakeRender:
         return np.full((self.size, self.size, 3), v, np.uint8)
 
 
+class SlowRender(FakeRender):
+    """A healthy but slow renderer (0.5 s a frame): it answers, so it must never be taken for hung."""
+
+    def render(self, coeffs: np.ndarray) -> np.ndarray:
+        import time
+
+        time.sleep(0.5)  # stands for 0.5 s of compute
+        return super().render(coeffs)
+
+
+def make_slow_render(cfg: EngineConfig) -> SlowRender:
+    return SlowRender(cfg)
+
+
 def make_motion(cfg: EngineConfig) -> FakeMotion:
     return FakeMotion(cfg)
 
@@ -79,12 +93,26 @@ from engine.config import MotionConfig, RenderConfig, RuntimeConfig  # noqa: E40
 from engine.messages import VideoFrame  # noqa: E402
 
 
-def fake_config(**runtime: Any) -> EngineConfig:
+def fake_config(render: str = "runtime_fakes:make_render", **runtime: Any) -> EngineConfig:
     return EngineConfig(
         motion=MotionConfig(kind="runtime_fakes:make_motion"),
-        render=RenderConfig(kind="runtime_fakes:make_render"),
+        render=RenderConfig(kind=render),
         runtime=RuntimeConfig(**runtime),
     )
+
+
+async def frames_until(engine: Any, cond: Any, timeout_s: float) -> int:
+    """Read frames until `cond()` holds (checked at every frame); returns frames read. Fails on timeout."""
+    frames: AsyncIterator[VideoFrame] = engine.frames()
+    n = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not cond():
+                await anext(frames)
+                n += 1
+    finally:
+        await frames.aclose()  # type: ignore[attr-defined]
+    return n
 
 
 async def assert_no_leaks() -> None:

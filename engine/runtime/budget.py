@@ -1,14 +1,16 @@
 """Latency budget: rolling latency windows and a controller that walks a quality ladder (pure logic).
 
-The ladder is data: each `QualityLevel` names the knobs a level sets (render scale and chunk size
-today; diffusion steps and refinement are carried for Style-E/Style-A and ignored by stages that
-have no such knob). Level 0 is the best quality. The controller steps down (higher index) when the
-windowed p95 end-to-end latency or the late-drop rate breaks the budget, and climbs back one level
-only after a sustained stretch of slack (hysteresis), never faster than its hold times.
+The ladder is data: each `QualityLevel` names the knobs a level sets. Level 0 is the best quality.
+The controller steps down (higher index) when the windowed p95 end-to-end latency or the late-drop
+rate breaks the budget, and climbs back one level only after a sustained stretch of slack
+(hysteresis: p95 below 60 % of the budget and no drops for `up_after_s`). A level that had to be
+left again soon after climbing into it waits twice as long before the next try (up to
+`max_up_after_s`), so the controller cannot oscillate between two levels.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -19,24 +21,52 @@ from engine.clock import Clock
 
 @dataclass(frozen=True, slots=True)
 class QualityLevel:
-    """One rung of the ladder. `render_scale` multiplies the session render size."""
+    """One rung of the ladder.
+
+    render_scale: multiplies the session render size (a stage whose cost does not depend on size,
+        like the reference renderer, ignores it; the hub scales frames back to the session size).
+    chunk_frames: audio frames per motion step (K). Larger chunks amortise a batched sampler's
+        per-call cost but add K-1 frames of latency, so the default ladder keeps K = 1.
+    steps: diffusion sampling steps (Style-E); stages without a sampler ignore it.
+    refine: Style-A refinement network on/off; ignored by the reference renderer.
+    render_rate: fraction of frames rendered (1.0 all; 0.5 every other frame, the skipped ones
+        repeat the previous image while their audio plays on). Cuts render cost for every stage.
+    """
 
     name: str
     render_scale: float = 1.0
     chunk_frames: int = 1
-    steps: int = 4  # diffusion sampling steps (Style-E); stages without a sampler ignore it
-    refine: bool = True  # Style-A refinement network on/off; ignored by the reference renderer
+    steps: int = 4
+    refine: bool = True
+    render_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.render_rate <= 1.0:
+            raise ValueError(f"render_rate must be in (0, 1], got {self.render_rate}")
+        if self.chunk_frames < 1:
+            raise ValueError("chunk_frames must be >= 1")
 
     def render_size(self, size: int) -> int:
         """Render side for a session of side `size`, a multiple of 8 and at least 64."""
         return max(64, int(round(size * self.render_scale / 8.0)) * 8)
 
+    def renders(self, index: int) -> bool:
+        """Whether frame `index` is rendered at this level (evenly spread, `render_rate` of them)."""
+        if self.render_rate >= 1.0:
+            return True
+        r = self.render_rate
+        return math.floor((index + 1) * r + 1e-9) > math.floor(index * r + 1e-9)
 
+
+# What each level does with today's stages (baseline motion + reference renderer): only
+# `render_rate` changes their cost (the reference renderer costs ~17 ms a frame at 256, 192 or
+# 128 px alike, and the baseline motion well under 1 ms), so every step down renders fewer
+# frames. Style-E/Style-A also take fewer sampling steps, drop refinement and render smaller.
 DEFAULT_LADDER: tuple[QualityLevel, ...] = (
-    QualityLevel("full", 1.0, 1, 4, True),
-    QualityLevel("fewer-steps", 1.0, 1, 2, True),
-    QualityLevel("no-refine", 0.75, 1, 1, False),
-    QualityLevel("small", 0.5, 2, 1, False),
+    QualityLevel("full", render_scale=1.0, steps=4, refine=True, render_rate=1.0),  # 25 fps rendered
+    QualityLevel("lean", render_scale=0.75, steps=2, refine=False, render_rate=0.8),  # 20 fps rendered
+    QualityLevel("half-rate", render_scale=0.5, steps=1, refine=False, render_rate=0.5),  # 12.5 fps
+    QualityLevel("third-rate", render_scale=0.5, steps=1, refine=False, render_rate=1 / 3),  # 8.3 fps
 )
 
 
@@ -77,11 +107,14 @@ class BudgetPolicy:
     """Thresholds of the controller, as fractions of the budget and seconds on its clock."""
 
     down_above: float = 1.0  # step down when p95 > budget * down_above
-    up_below: float = 0.75  # climb when p95 < budget * up_below ...
+    up_below: float = 0.6  # climb when p95 < budget * up_below and nothing was dropped ...
     up_after_s: float = 3.0  # ... continuously for this long
     hold_s: float = 1.0  # minimum time between two moves
     max_drop_rate: float = 0.2  # late drops per observed frame that also force a step down
     min_samples: int = 8  # do not judge a window with fewer observations
+    warmup_s: float = 3.0  # ignore the first seconds (workers warm up, first frames are slow)
+    failed_climb_s: float = 30.0  # leaving a level this soon after climbing into it is a failed climb ...
+    max_up_after_s: float = 300.0  # ... which doubles that level's slack wait, up to this
 
 
 class BudgetController:
@@ -107,12 +140,24 @@ class BudgetController:
         self.moves = 0
         self._e2e = RollingWindow(clock, window_s)
         self._drops = RollingWindow(clock, window_s)
+        self._started = clock.now()
         self._last_move = -float("inf")
         self._slack_since: float | None = None
+        self._entered_at = self._started  # when the current level was entered
+        self._climbed_in = False  # whether the current level was entered by climbing
+        self._up_after = [policy.up_after_s] * len(ladder)  # slack wait before climbing INTO level i
 
     @property
     def current(self) -> QualityLevel:
         return self.ladder[self.level]
+
+    def restart_warmup(self) -> None:
+        """Start the warm-up period now (the engine calls this when its workers are up)."""
+        self._started = self._entered_at = self.clock.now()
+
+    def up_wait(self, level: int) -> float:
+        """Seconds of continuous slack needed before climbing into `level` (grows after failed climbs)."""
+        return self._up_after[level]
 
     def observe(self, e2e_ms: float) -> None:
         """One fresh frame's end-to-end latency."""
@@ -128,26 +173,34 @@ class BudgetController:
     def update(self) -> int:
         """Re-evaluate and possibly move one level; returns the (new) level index."""
         now = self.clock.now()
+        pol = self.policy
         n = len(self._e2e)
         drops = len(self._drops)
-        if n + drops < self.policy.min_samples:
+        if now - self._started < pol.warmup_s or n + drops < pol.min_samples:
             self._slack_since = None
             return self.level
         p95 = self.p95() if n else float("inf")
-        over = p95 > self.budget_ms * self.policy.down_above
-        too_many_drops = drops > self.policy.max_drop_rate * (n + drops)
+        over = p95 > self.budget_ms * pol.down_above
+        too_many_drops = drops > pol.max_drop_rate * (n + drops)
         if over or too_many_drops:
             self._slack_since = None
-            if self.level < len(self.ladder) - 1 and now - self._last_move >= self.policy.hold_s:
+            if self.level < len(self.ladder) - 1 and now - self._last_move >= pol.hold_s:
+                if self._climbed_in and now - self._entered_at < pol.failed_climb_s:
+                    self._up_after[self.level] = min(2.0 * self._up_after[self.level], pol.max_up_after_s)
                 self._move(+1, now)
             return self.level
-        if p95 < self.budget_ms * self.policy.up_below and drops == 0:
+        if self._climbed_in and now - self._entered_at >= pol.failed_climb_s:
+            self._up_after[self.level] = pol.up_after_s  # the climb held: forgive earlier failures
+        if p95 < self.budget_ms * pol.up_below and drops == 0:
             if self._slack_since is None:
                 self._slack_since = now
-            slack_for = now - self._slack_since
-            if self.level > 0 and slack_for >= self.policy.up_after_s and now - self._last_move >= self.policy.hold_s:
+            if (
+                self.level > 0
+                and now - self._slack_since >= self._up_after[self.level - 1]
+                and now - self._last_move >= pol.hold_s
+            ):
                 self._move(-1, now)
-                self._slack_since = now
+                self._slack_since = None
         else:
             self._slack_since = None
         return self.level
@@ -156,6 +209,8 @@ class BudgetController:
         self.level += step
         self.moves += 1
         self._last_move = now
+        self._entered_at = now
+        self._climbed_in = step < 0
         # Latencies measured at the old level no longer describe the new one.
         self._e2e = RollingWindow(self.clock, self._e2e.window_s)
         self._drops = RollingWindow(self.clock, self._drops.window_s)

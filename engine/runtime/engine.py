@@ -4,7 +4,9 @@ One asyncio task receives every worker message on one ROUTER socket; one task ti
 fps (Pacer on the injected monotonic clock): it releases audio slots (live, paced bursts, or silence
 when nobody speaks), plays out one (image, audio) pair, watches for hung workers and moves the
 quality ladder. Audio goes to the motion worker, its coefficients to the least-busy render worker
-(never queued past `MAX_RENDER_INFLIGHT`; dropped instead), images back to the playout buffer.
+(never queued past `MAX_RENDER_INFLIGHT`; dropped instead; frames the ladder level does not render
+are skipped and repeat the previous image), images back to the playout buffer. A dead or hung
+worker's slot is taken over by a warm spare (see supervisor.py) or restarted.
 `push_audio` and the setters must be called from the engine's event loop.
 """
 
@@ -29,13 +31,13 @@ import zmq.asyncio
 import engine.errors as errors
 from engine.clock import AUDIO_RATE, Clock, MonotonicClock, Pacer, video_pts
 from engine.config import EngineConfig
-from engine.errors import AudioError, InputError, NotAvailableError, S2TError
+from engine.errors import InputError, NotAvailableError, S2TError
 from engine.messages import AudioChunk, Control, Message, MotionChunk, VideoFrame
 from engine.runtime import transport
 from engine.runtime.budget import DEFAULT_LADDER, BudgetController, QualityLevel, RollingWindow
 from engine.runtime.stages import check_stage_kinds, check_style_reference
 from engine.runtime.supervisor import Supervisor, WorkerHandle
-from engine.runtime.timeline import AudioTimeline, Playout, Slot
+from engine.runtime.timeline import AudioTimeline, Playout, Slot, prepare_pcm
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ MAX_RENDER_INFLIGHT = 2  # per render worker: one rendering, one waiting
 OUTPUT_DEPTH = 2  # frames waiting for a slow consumer before the oldest is dropped
 START_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 30.0
-MIN_RATE, MAX_RATE = 4_000, 192_000
 SESSION_KEEP = 30_000  # per-frame samples kept for session percentiles (20 min at 25 fps)
 
 
@@ -76,7 +77,7 @@ class Engine:
         self._sock: zmq.asyncio.Socket | None = None
         self._auth: Any = None
         self._auth_tasks: set[asyncio.Task[Any]] = set()
-        self._ipc_dir: Path | None = None
+        self._tmp_dir: Path | None = None  # ipc socket files and the face model cache
         self._sup: Supervisor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -113,7 +114,8 @@ class Engine:
         self._av = RollingWindow(self.clock, w)
         self.counts = {"frames_out": 0, "fresh_out": 0, "dropped_busy": 0, "dropped_output": 0,
                        "discarded_interrupt": 0, "sanitized_pushes": 0, "resampled_pushes": 0,
-                       "restarts": 0, "ticks_missed": 0}
+                       "restarts": 0, "failovers": 0, "ticks_missed": 0, "skipped_ladder": 0,
+                       "lost_in_worker": 0}
         self._pacer: Pacer | None = None
         self._ticks = 0
 
@@ -128,10 +130,11 @@ class Engine:
         keys = transport.CurveKeys.from_config(rt) if rt.transport == "tcp" else None
         if keys is not None:
             self._auth, self._auth_tasks = transport.start_authenticator(self._ctx, keys)
-        if rt.transport == "ipc":
-            self._ipc_dir = Path(tempfile.mkdtemp(prefix="s2t-"))
-        self._sock, endpoint = transport.bind_hub(self._ctx, rt, self._ipc_dir, keys)  # type: ignore[arg-type]
-        self._sup = Supervisor(self.cfg, endpoint, self.clock.now, self._on_worker_exit)
+        self._tmp_dir = Path(tempfile.mkdtemp(prefix="s2t-"))
+        ipc_dir = self._tmp_dir if rt.transport == "ipc" else None
+        self._sock, endpoint = transport.bind_hub(self._ctx, rt, ipc_dir, keys)  # type: ignore[arg-type]
+        self._sup = Supervisor(self.cfg, endpoint, self.clock.now, self._on_worker_exit, self._on_promote,
+                               cache_dir=str(self._tmp_dir / "face-cache"))
         self._tasks.append(asyncio.create_task(self._recv_loop(), name="s2t-recv"))
         try:
             for w in self._sup.workers.values():
@@ -148,7 +151,9 @@ class Engine:
         self._vad = StreamingVad(AUDIO_RATE, self.cfg.audio.frame_ms, self.cfg.audio.vad_mode)
         now = self.clock.now()
         self.timeline = AudioTimeline(self.cfg.fps, AUDIO_RATE, now)
+        self.budget.restart_warmup()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="s2t-tick"))
+        self._sup.start_spares()  # after the first workers are up: the spares load the cached face model
         log.info("engine started: %s", ", ".join(f"{w.name}={w.pid}" for w in self._sup.workers.values()))
 
     async def close(self) -> None:
@@ -162,8 +167,9 @@ class Engine:
             t.cancel()
         if self._sup is not None:
             if self._sock is not None:
-                for w in self._sup.workers.values():
-                    transport.send_nowait(self._sock, Control(self.session, 0, "stop"), w.identity)
+                for w in self._sup.handles():
+                    if w.ready:
+                        transport.send_nowait(self._sock, Control(self.session, 0, "stop"), w.identity)
             await self._sup.stop()
         for t in self._tasks:
             t.cancel()
@@ -180,8 +186,8 @@ class Engine:
             self._sock.close(0)
         if self._ctx is not None:
             self._ctx.term()
-        if self._ipc_dir is not None:
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -199,29 +205,14 @@ class Engine:
         (up to 30 s queued; more raises AudioError).
         """
         self._check_live()
-        x = np.asarray(pcm)
-        if x.dtype == np.int16:
-            x = x.astype(np.float32) / 32768.0
-        if x.dtype.kind != "f":
-            raise AudioError(f"push_audio takes float32 PCM in -1..1 (or int16), got dtype {x.dtype}")
-        if x.ndim == 2 and 1 in x.shape:
-            x = x.reshape(-1)
-        if not MIN_RATE <= int(sample_rate) <= MAX_RATE:
-            raise AudioError(f"unsupported sample rate {sample_rate} Hz (expected {MIN_RATE}..{MAX_RATE})")
-        if x.ndim != 1 or int(sample_rate) != AUDIO_RATE:
-            from engine.audio.ingest import to_mono_16k
-
-            x = to_mono_16k(x, int(sample_rate))
-            self.counts["resampled_pushes"] += 1
-        x = np.asarray(x, np.float32)
-        if x.size == 0:
-            return
-        bad = ~np.isfinite(x)
-        if bad.any() or np.abs(x).max(initial=0.0) > 1.0:
+        x, resampled, sanitized = prepare_pcm(pcm, sample_rate)
+        self.counts["resampled_pushes"] += int(resampled)
+        if sanitized:
             if not self.counts["sanitized_pushes"]:
                 log.warning("push_audio: non-finite or out-of-range samples were zeroed/clipped")
             self.counts["sanitized_pushes"] += 1
-            x = np.clip(np.where(bad, 0.0, x), -1.0, 1.0).astype(np.float32)
+        if x.size == 0:
+            return
         now = self.clock.now()
         capture = float(capture_time) if capture_time is not None else now - x.size / AUDIO_RATE
         self.timeline.push(x, capture)
@@ -289,6 +280,7 @@ class Engine:
             await self._out_event.wait()
 
     def worker_pids(self) -> dict[str, int]:
+        """Process id of each active worker slot ("motion", "render-0", ...); spares are not listed."""
         assert self._sup is not None
         return {w.name: w.pid for w in self._sup.workers.values()}
 
@@ -334,6 +326,7 @@ class Engine:
             },
             "workers": {w.name: {"pid": w.pid, "ready": w.ready, "restarts": w.restarts}
                         for w in (sup.workers.values() if sup else ())},
+            "spares": {w.role: {"pid": w.pid, "ready": w.ready} for w in (sup.spares.values() if sup else ())},
             "counts": dict(self.counts),
             "silence_slots": self.timeline.silence_slots,
         }
@@ -402,6 +395,10 @@ class Engine:
         for seq in list(self._acks):
             self._ack(w.name, seq, None)
 
+    def _on_promote(self, w: WorkerHandle) -> None:
+        self.counts["failovers"] += 1
+        self._replay(w)
+
     def _replay(self, w: WorkerHandle) -> None:
         """Bring a (re)started worker to the session's current state before it gets work."""
         assert self._sock is not None
@@ -430,18 +427,21 @@ class Engine:
             except (ValueError, KeyError, TypeError) as e:
                 log.warning("dropping a malformed message: %s", e)
                 continue
-            w = self._sup.workers.get(sender)
+            w = self._sup.lookup(sender)
             if w is not None:
+                w.heard()
                 self._handle(w, msg)
 
     def _handle(self, w: WorkerHandle, msg: Message) -> None:
         now = self.clock.now()
         if isinstance(msg, Control):
             if msg.op == "ready":
-                w.ready, w.ready_at = True, now
-                self._replay(w)
-                if w.ready_future is not None and not w.ready_future.done():
-                    w.ready_future.set_result(None)
+                assert self._sup is not None
+                if not w.spare:  # a spare gets the session state when it takes a slot over
+                    self._replay(w)
+                else:  # its start-up competed for CPU: latencies until now say little about the ladder
+                    self.budget.restart_warmup()
+                self._sup.mark_ready(w)
                 log.info("%s ready (pid %d) %.2f s after spawn", w.name, w.pid, now - w.spawned_at)
             elif msg.op == "error" and msg.seq == 0:
                 log.error("%s failed to start: %s", w.name, msg.text)
@@ -451,12 +451,16 @@ class Engine:
             elif msg.op in ("pong", "error"):
                 self._ack(w.name, msg.seq, msg.text if msg.op == "error" else None)
         elif isinstance(msg, MotionChunk):
+            w.answered = True
             self._on_motion(w, msg, now)
         elif isinstance(msg, VideoFrame):
+            w.answered = True
             self._on_video(w, msg, now)
 
     def _on_motion(self, w: WorkerHandle, msg: MotionChunk, now: float) -> None:
         assert self._sup is not None and self._sock is not None
+        self._forget_lost(w, msg.seq)
+        level = self.budget.current
         for i in range(len(msg.coeffs)):
             idx = msg.seq + i
             w.inflight.pop(idx, None)
@@ -467,6 +471,9 @@ class Engine:
             self._stage("motion", ms)
             if idx <= self.playout.played_until:
                 self.playout.dropped_late += 1
+                continue
+            if not level.renders(idx):
+                self.counts["skipped_ladder"] += 1  # this level renders fewer frames: the last one repeats
                 continue
             free = [r for r in self._sup.by_role("render") if r.ready and len(r.inflight) < MAX_RENDER_INFLIGHT]
             if not free:
@@ -479,7 +486,15 @@ class Engine:
             if transport.send_nowait(self._sock, one, r.identity):
                 r.inflight[idx] = now
 
+    def _forget_lost(self, w: WorkerHandle, seq: int) -> None:
+        """A worker answers in order: work sent before `seq` and still outstanding was lost (its HWM)."""
+        if w.inflight and min(w.inflight) < seq:
+            for k in [k for k in w.inflight if k < seq]:
+                del w.inflight[k]
+                self.counts["lost_in_worker"] += 1
+
     def _on_video(self, w: WorkerHandle, msg: VideoFrame, now: float) -> None:
+        self._forget_lost(w, msg.seq)
         w.inflight.pop(msg.seq, None)
         slot = self._meta.get(msg.seq)
         if slot is None or msg.seq <= self._interrupt_mark:
@@ -549,7 +564,7 @@ class Engine:
             now = self.clock.now()
             self._release(now)
             self._emit(k, now)
-            self._sup.check_hung(self.cfg.runtime.worker_timeout_s)
+            self._sup.check_hung(self.cfg.runtime.worker_timeout_s, max_step_s=2.0 / self.cfg.fps)
             self._ticks += 1
             if self._ticks % max(1, int(self.cfg.fps)) == 0:
                 self._adapt(now)

@@ -8,8 +8,11 @@ Heavy imports (mediapipe, cv2, torch) happen inside the factories, i.e. in the w
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
+import os
+from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -101,20 +104,70 @@ class BaselineMotionStage:
         self._motion.reset()
 
 
+class FaceModelCache:
+    """Fitted face models on disk (`FaceModel.save` .npz, no pickle), keyed by portrait content and size.
+
+    The first render worker fits a portrait (~0.7 s of mediapipe) and writes the model; a restarted
+    or spare worker, or a new session on the same portrait, loads it in milliseconds. Writes are
+    atomic (temp file + rename), so workers sharing the directory never read a half-written file.
+    An unreadable entry is refitted. With no directory it only fits.
+    """
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self.directory = Path(directory) if directory else None
+        self.hits = 0
+        self.fits = 0
+
+    @staticmethod
+    def key(image: np.ndarray, size: int) -> str:
+        h = hashlib.sha256(f"{image.shape}|{image.dtype}|{size}|".encode())
+        h.update(np.ascontiguousarray(image).data)
+        return h.hexdigest()[:32]
+
+    def get(self, image: np.ndarray, size: int) -> object:
+        """The FaceModel of `image` at `size`: loaded when cached, otherwise fitted (NoFaceError) and stored."""
+        from engine.face.model import FaceModel
+
+        path = None if self.directory is None else self.directory / f"face-{self.key(image, size)}.npz"
+        if path is not None and path.is_file():
+            try:
+                model = FaceModel.load(path)
+                self.hits += 1
+                return model
+            except InputError as e:
+                log.warning("cached face model unusable (%s); fitting again", e)
+        model = FaceModel.from_portrait(image, size=size)
+        self.fits += 1
+        if path is not None:
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                model.save(tmp)
+                os.replace(tmp, path)
+            except OSError as e:
+                log.warning("could not cache the face model in %s: %s", self.directory, e)
+        return model
+
+
 class ReferenceRenderStage:
     """engine.face.reference_renderer.ReferenceRenderer behind the RenderStage protocol.
 
-    Face models are fitted once per (portrait, size) and cached for ladder moves. The reference
-    renderer has no art-style network; `set_art_style` applies a global colour-statistics transfer
-    (mean/std per RGB channel, scaled by `render.art_style_strength`) until Style-A lands.
+    The face model is fitted once per portrait at the session size (through `FaceModelCache`).
+    `set_size` builds a renderer of another size from the same model (no refit), but `set_quality`
+    ignores the ladder's render scale: the reference renderer's cost does not depend on its size
+    (~17 ms a frame at 256, 192 and 128 px alike), so rendering smaller would only lose detail.
+    The reference renderer has no art-style network; `set_art_style` applies a global
+    colour-statistics transfer (mean/std per RGB channel, scaled by `render.art_style_strength`)
+    until Style-A lands.
     """
 
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, cache: FaceModelCache | None = None) -> None:
         self._cfg = cfg
+        self._cache = cache or FaceModelCache(None)
         self._size = cfg.render.size
         self._strength = float(cfg.render.art_style_strength)
         self._portrait = self._default_portrait()
-        self._models: dict[int, object] = {}
+        self._model = self._cache.get(self._portrait, cfg.render.size)
         self._renderer = self._renderer_for(self._size)
         self._style: tuple[np.ndarray, np.ndarray] | None = None
         self._frame_stats: tuple[np.ndarray, np.ndarray] | None = None
@@ -129,24 +182,15 @@ class ReferenceRenderStage:
         return load_image(asset_path("portrait.png"))
 
     def _renderer_for(self, size: int) -> object:
-        from engine.face.model import FaceModel
         from engine.face.reference_renderer import ReferenceRenderer
 
-        model = self._models.get(size)
-        if model is None:
-            model = FaceModel.from_portrait(self._portrait, size=size)
-            self._models[size] = model
-        return ReferenceRenderer(model, size)
+        return ReferenceRenderer(self._model, size)  # type: ignore[arg-type]
 
     def set_portrait(self, image: np.ndarray | None) -> None:
-        previous, models = self._portrait, self._models
-        self._portrait = self._default_portrait() if image is None else np.ascontiguousarray(image, np.uint8)
-        self._models = {}
-        try:
-            self._renderer = self._renderer_for(self._size)
-        except BaseException:
-            self._portrait, self._models = previous, models  # keep rendering the old face
-            raise
+        portrait = self._default_portrait() if image is None else np.ascontiguousarray(image, np.uint8)
+        model = self._cache.get(portrait, self._cfg.render.size)  # NoFaceError: keep the old face
+        self._portrait, self._model = portrait, model
+        self._renderer = self._renderer_for(self._size)
         self._frame_stats = None
 
     def set_art_style(self, image: np.ndarray | None) -> None:
@@ -163,12 +207,7 @@ class ReferenceRenderStage:
             self._size = size
 
     def set_quality(self, level: QualityLevel) -> None:
-        # Changing size means a new face fit (~0.7 s of mediapipe) that would stall the stream
-        # in the middle of an overload; at ~13 ms a frame the reference renderer keeps its size
-        # unless a model for the new size is already cached. Style-A makes this knob pay.
-        size = level.render_size(self._cfg.render.size)
-        if size in self._models:
-            self.set_size(size)
+        return None  # see the class docstring: size does not change this renderer's cost
 
     def render(self, coeffs: np.ndarray) -> np.ndarray:
         img: np.ndarray = self._renderer.render(coeffs)  # type: ignore[attr-defined]
@@ -185,7 +224,10 @@ class ReferenceRenderStage:
 
 
 MOTION_STAGES: dict[str, Callable[[EngineConfig], MotionStage]] = {"baseline": BaselineMotionStage}
-RENDER_STAGES: dict[str, Callable[[EngineConfig], RenderStage]] = {"reference": ReferenceRenderStage}
+# Built-in render stages also get the face model cache; a "module:factory" stage gets the config only.
+RENDER_STAGES: dict[str, Callable[[EngineConfig, FaceModelCache], RenderStage]] = {
+    "reference": lambda cfg, cache: ReferenceRenderStage(cfg, cache),
+}
 
 
 def _resolve(kind: str, table: dict[str, Callable[[EngineConfig], object]], what: str) -> Callable[[EngineConfig], object]:
@@ -206,9 +248,12 @@ def make_motion_stage(cfg: EngineConfig) -> MotionStage:
     return stage  # type: ignore[return-value]
 
 
-def make_render_stage(cfg: EngineConfig) -> RenderStage:
-    """The render stage named by `cfg.render.kind`."""
-    stage = _resolve(cfg.render.kind, RENDER_STAGES, "render")(cfg)  # type: ignore[arg-type]
+def make_render_stage(cfg: EngineConfig, cache_dir: str | Path | None = None) -> RenderStage:
+    """The render stage named by `cfg.render.kind`; built-in stages cache face models in `cache_dir`."""
+    kind = cfg.render.kind
+    if kind in RENDER_STAGES:
+        return RENDER_STAGES[kind](cfg, FaceModelCache(cache_dir))
+    stage = _resolve(kind, RENDER_STAGES, "render")(cfg)  # type: ignore[arg-type]
     return stage  # type: ignore[return-value]
 
 

@@ -19,6 +19,38 @@ import numpy as np
 
 from engine.errors import AudioError
 
+MIN_RATE, MAX_RATE = 4_000, 192_000
+
+
+def prepare_pcm(pcm: np.ndarray, sample_rate: int) -> tuple[np.ndarray, bool, bool]:
+    """Pushed PCM -> (16 kHz mono float32 in -1..1, resampled?, repaired?); AudioError when unusable.
+
+    int16 is scaled; other rates and (n, 1) shapes go through the ingest resampler; NaN/inf are
+    zeroed and samples beyond ±1 clipped.
+    """
+    from engine.clock import AUDIO_RATE
+
+    x = np.asarray(pcm)
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    if x.dtype.kind != "f":
+        raise AudioError(f"push_audio takes float32 PCM in -1..1 (or int16), got dtype {x.dtype}")
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if not MIN_RATE <= int(sample_rate) <= MAX_RATE:
+        raise AudioError(f"unsupported sample rate {sample_rate} Hz (expected {MIN_RATE}..{MAX_RATE})")
+    resampled = x.ndim != 1 or int(sample_rate) != AUDIO_RATE
+    if resampled:
+        from engine.audio.ingest import to_mono_16k
+
+        x = to_mono_16k(x, int(sample_rate))
+    x = np.asarray(x, np.float32)
+    bad = ~np.isfinite(x)
+    sanitized = bool(bad.any() or np.abs(x).max(initial=0.0) > 1.0)
+    if sanitized:
+        x = np.clip(np.where(bad, 0.0, x), -1.0, 1.0).astype(np.float32)
+    return x, resampled, sanitized
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -91,10 +123,11 @@ class AudioTimeline:
             need = self.frame_len(self.next_index)
             if self._acc.size >= need:
                 ready = self._acc_capture + need / self.sample_rate
-                # Real audio after silence may start half a frame into the silence grid (so live
-                # speech is not held back up to a frame by the grid's phase); after real audio the
-                # spacing is a full frame, which paces bursts at real time.
-                spacing = self.frame_s * (0.5 if self._idle else 1.0)
+                # Real audio after silence goes out as soon as it is complete, whatever the phase of
+                # the silence grid (the playout drops the silence slot it overtakes); after real
+                # audio the spacing is a full frame, which paces bursts at real time. (A half-frame
+                # spacing here locked live speech up to 20 ms behind its readiness for good.)
+                spacing = 0.0 if self._idle else self.frame_s
                 due = max(ready, self._last_release + spacing)
                 if due > now + 1e-6:
                     break
@@ -168,6 +201,8 @@ class Playout:
         """Offer the image rendered from slot `index`; False (dropped, counted) if it is too late."""
         if index <= self.played_until:
             self.dropped_late += 1
+            if self.last_image is None:  # better a stale picture than none at all: it is repeated
+                self.last_image, self.last_image_index = image, index
             return False
         self._images[index] = image
         if len(self._images) > self.max_images:  # cannot happen with bounded stages; stay bounded anyway
@@ -191,7 +226,10 @@ class Playout:
             old = self._slots.popleft()  # more than a frame behind: drop, do not queue
             self._forget(old.index)
             self.dropped_catchup += 1
-        if not self._slots or self._slots[0].release_time + self.delay_s > now + tol:
+        head = self._slots[0] if self._slots else None
+        # A slot never plays in the tick that released it (its image cannot be back yet), however
+        # small the delay: silence slots are released on the tick itself, live audio between ticks.
+        if head is None or head.release_time + self.delay_s > now + tol or head.release_time >= now - 1e-9:
             self.underruns += 1
             self.repeated += 1
             em = Emission(np.zeros(self.spf, np.float32), -1, self.last_image_index, True, math.nan)

@@ -35,14 +35,17 @@ def config_to_json(cfg: EngineConfig) -> str:
     return json.dumps(dataclasses.asdict(cfg))
 
 
-def spawn_worker(role: str, name: str, endpoint: str, cfg: EngineConfig) -> BaseProcess:
-    """Start worker `name` (role "motion" or "render") in a fresh spawned process; returns it started."""
+def spawn_worker(role: str, name: str, endpoint: str, cfg: EngineConfig, cache_dir: str = "") -> BaseProcess:
+    """Start worker `name` (its routing id; role "motion" or "render") in a fresh spawned process.
+
+    `cache_dir`: where render stages keep fitted face models (a restarted worker loads, not refits).
+    """
     if role not in ROLES:
         raise ValueError(f"unknown worker role {role!r}")
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(
         target=worker_main,
-        args=(role, name, endpoint, config_to_json(cfg), os.getpid()),
+        args=(role, name, endpoint, config_to_json(cfg), os.getpid(), cache_dir),
         name=f"s2t-{name}",
         daemon=True,
     )
@@ -117,10 +120,10 @@ class _MotionHost:
 class _RenderHost:
     """Renders every frame of each MotionChunk into a VideoFrame."""
 
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, cache_dir: str = "") -> None:
         from engine.runtime.stages import make_render_stage
 
-        self.stage = make_render_stage(cfg)
+        self.stage = make_render_stage(cfg, cache_dir)
 
     def control(self, msg: Control) -> None:
         if msg.op == "set_portrait":
@@ -152,7 +155,7 @@ class _RenderHost:
         return out
 
 
-def worker_main(role: str, name: str, endpoint: str, config_json: str, parent_pid: int) -> None:
+def worker_main(role: str, name: str, endpoint: str, config_json: str, parent_pid: int, cache_dir: str = "") -> None:
     """Process entry point (also usable on another host with the hub's tcp endpoint)."""
     import zmq
 
@@ -165,7 +168,7 @@ def worker_main(role: str, name: str, endpoint: str, config_json: str, parent_pi
     sock = transport.connect_worker(ctx, endpoint, name, cfg.runtime.high_water_mark, keys)
     try:
         try:
-            host: _MotionHost | _RenderHost = _MotionHost(cfg) if role == "motion" else _RenderHost(cfg)
+            host: _MotionHost | _RenderHost = _MotionHost(cfg) if role == "motion" else _RenderHost(cfg, cache_dir)
         except S2TError as e:
             transport.send_sync(sock, Control(session="", seq=0, op="error", text=_error_text(e)))
             return
