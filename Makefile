@@ -41,5 +41,11 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# Retrain the shipped default weights (CPU: ~20 min each; faster with a GPU). Needs ../shared/data
+# and a corpus: `s2t data fit` + `s2t data synth` (see docs/data.md, docs/style_e.md, docs/style_a.md).
+weights: install
+	$(VENV)/bin/s2t train style-e
+	$(VENV)/bin/s2t train style-a --style-clips --export
+
 clean:
 	rm -rf $(VENV) out .pytest_cache

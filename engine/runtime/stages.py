@@ -223,10 +223,26 @@ class ReferenceRenderStage:
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
-MOTION_STAGES: dict[str, Callable[[EngineConfig], MotionStage]] = {"baseline": BaselineMotionStage}
+def _style_e_stage(cfg: EngineConfig) -> MotionStage:
+    from engine.motion.style_e import load_stage  # torch-free ONNX runtime; imported in the worker only
+
+    return load_stage(cfg)
+
+
+def _style_a_stage(cfg: EngineConfig, cache: FaceModelCache) -> RenderStage:
+    from engine.render.renderer import StyleARenderStage
+
+    return StyleARenderStage(cfg)
+
+
+MOTION_STAGES: dict[str, Callable[[EngineConfig], MotionStage]] = {
+    "baseline": BaselineMotionStage,
+    "style-e": _style_e_stage,
+}
 # Built-in render stages also get the face model cache; a "module:factory" stage gets the config only.
 RENDER_STAGES: dict[str, Callable[[EngineConfig, FaceModelCache], RenderStage]] = {
     "reference": lambda cfg, cache: ReferenceRenderStage(cfg, cache),
+    "style-a": _style_a_stage,
 }
 
 

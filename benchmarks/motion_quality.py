@@ -1,0 +1,287 @@
+"""Style-E quality benchmark: held-out synthesizer mouth/emotion/style, real-speaker LOSO lip sync, distillation,
+chunk seams, chunk speed, bad input. Writes JSON.
+
+    nice -n 19 .venv/bin/python benchmarks/motion_quality.py --json out/style_e/motion_quality.json
+
+Synthetic scores use the corpus test split (flite voices, never trained on) and held-out paraphrased
+prompts. Real scores are leave-speakers-out: for each fold an audio encoder is trained without the fold's
+speakers and swapped into the shipped Style-E (its interface is named mouth channels, so the swap is
+exact); envelope and ridge baselines are computed on the same folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import S2TError
+
+log = logging.getLogger("motion_quality")
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    d = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / d) if d > 1e-12 else 0.0
+
+
+def best_lag_corr(x: np.ndarray, y: np.ndarray, max_lag: int = 4) -> float:
+    n = len(y)
+    return max(corr(x[max(0, -k) : n - max(0, k)], y[max(0, k) : n - max(0, -k)]) for k in range(-max_lag, max_lag + 1))
+
+
+def style_features(c: np.ndarray) -> np.ndarray:
+    """Talking-style descriptors of a coefficient clip: level and spread of channels and of their velocities."""
+    v = np.diff(c, axis=0)
+    return np.concatenate([c.mean(0), c.std(0), np.abs(v).mean(0), v.std(0)])
+
+
+def emotion_features(c: np.ndarray) -> np.ndarray:
+    return np.concatenate([c[:, :28].mean(0), np.percentile(c[:, :28], 90, axis=0)])
+
+
+class Logistic:
+    """Multinomial logistic regression on standardised features (numpy, full-batch gradient descent)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, classes: int, steps: int = 600, l2: float = 1e-3) -> None:
+        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
+        z = (x - self.mu) / self.sd
+        self.w = np.zeros((z.shape[1], classes))
+        self.b = np.zeros(classes)
+        onehot = np.eye(classes)[y]
+        for _ in range(steps):
+            p = self._p(z)
+            g = (p - onehot) / len(z)
+            self.w -= 0.5 * (z.T @ g + l2 * self.w)
+            self.b -= 0.5 * g.sum(0)
+
+    def _p(self, z: np.ndarray) -> np.ndarray:
+        s = z @ self.w + self.b
+        e = np.exp(s - s.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._p((x - self.mu) / self.sd).argmax(1)
+
+
+def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int) -> dict[str, object]:  # noqa: ANN001
+    from engine.data.styles import STYLE_NAMES
+    from engine.motion.stream import StreamConfig
+    from engine.motion.style_e import StyleEMotion
+    from engine.motion.train import load_corpus, primary_of
+
+    c = load_corpus(corpus_dir, None, shards, ("train", "test"), keep_audio=True)
+    rng = np.random.default_rng(seed)
+    train = [u for u in c.synth if u.split == "train" and len(u.coeffs) >= 40]
+    test = [u for u in c.synth if u.split == "test" and len(u.coeffs) >= 40]
+    by_voice: dict[str, list] = {}
+    for u in test:
+        by_voice.setdefault(u.voice, []).append(u)
+    test = [u for v in sorted(by_voice) for u in by_voice[v][:per_voice]]
+    emo_clf = Logistic(np.stack([emotion_features(u.coeffs) for u in train]), np.array([u.emotion for u in train]), 8)
+    sty_clf = Logistic(np.stack([style_features(u.coeffs) for u in train]), np.array([u.style for u in train]),
+                       len(STYLE_NAMES))
+    held = np.flatnonzero(c.text_held)
+    trainpool = np.flatnonzero(~c.text_held)
+    res: dict[str, object] = {"test_utterances": len(test), "train_utterances_for_classifiers": len(train)}
+    gt_emo = emo_clf.predict(np.stack([emotion_features(u.coeffs) for u in test]))
+    gt_sty = sty_clf.predict(np.stack([style_features(u.coeffs) for u in test]))
+    res["emotion_acc_ground_truth"] = float(np.mean(gt_emo == [u.emotion for u in test]))
+    res["style_acc_ground_truth"] = float(np.mean(gt_sty == [u.style for u in test]))
+    styles_pool: dict[int, list] = {}
+    for u in test:
+        styles_pool.setdefault(u.style, []).append(u)
+    mouth: dict[str, list[float]] = {}
+    mouth_variants: dict[str, list[float]] = {"teacher": [], "student2": [], "teacher_2step": [], "student1": [],
+                                              "student4": []}
+    emo_pred, emo_oracle, sty_pred, text_pred = [], [], [], []
+    t_steps = int(model.meta["teacher_steps"])
+    for i, u in enumerate(test):
+        audio = u.audio
+        same = held[c.text_label[held] == c.text_label[u.text_id]] if u.text_id >= 0 else held[:0]
+        prompt = c.texts[int(same[rng.integers(len(same))])] if len(same) else c.texts[u.text_id]
+        code = model.emotion_code(prompt)
+        text_pred.append(int(primary_of(code[None])[0]))
+        refs = [r for r in styles_pool[u.style] if r is not u and r.voice != u.voice] or styles_pool[u.style]
+        ref = refs[int(rng.integers(len(refs)))].coeffs
+        style = model.style_code(ref)
+        cfg = StreamConfig(chunk=8, steps=2, seed=seed + i)
+        out = StyleEMotion(model, cfg, prompt, style, 25.0).generate(audio)[: len(u.coeffs)]
+        r = corr(out[:, 0], u.coeffs[: len(out), 0])
+        mouth.setdefault(u.voice, []).append(r)
+        emo_pred.append(int(emo_clf.predict(emotion_features(out)[None])[0]))
+        seen = trainpool[c.text_label[trainpool] == c.text_label[u.text_id]] if u.text_id >= 0 else trainpool[:0]
+        if len(seen):  # the same label described in the training vocabulary: isolates the text encoder's share
+            p2 = c.texts[int(seen[rng.integers(len(seen))])]
+            o2 = StyleEMotion(model, cfg, p2, style, 25.0).generate(audio)[: len(u.coeffs)]
+            emo_oracle.append((int(emo_clf.predict(emotion_features(o2)[None])[0]), u.emotion))
+        sty_pred.append(int(sty_clf.predict(style_features(out)[None])[0]))
+        if i % 3 == 0:  # distillation: same inputs, same noise seed, several samplers
+            for name, steps in (("teacher", t_steps), ("student2", 2), ("teacher_2step", -2), ("student1", 1),
+                                ("student4", 4)):
+                m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0), prompt, style, 25.0)
+                o = m.generate(audio)[: len(u.coeffs)]
+                mouth_variants[name].append(corr(o[:, 0], u.coeffs[: len(o), 0]))
+        if i % 20 == 0:
+            log.info("synthetic %d/%d", i, len(test))
+    emo_true = np.array([u.emotion for u in test])
+    res["mouth_corr_synth_per_voice"] = {v: round(float(np.mean(r)), 4) for v, r in sorted(mouth.items())}
+    res["mouth_corr_synth"] = round(float(np.mean([x for r in mouth.values() for x in r])), 4)
+    res["emotion_acc_heldout"] = round(float(np.mean(np.array(emo_pred) == emo_true)), 4)
+    res["emotion_text_acc_heldout"] = round(float(np.mean(np.array(text_pred) == emo_true)), 4)
+    res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
+    res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
+    res["distill_mouth_corr"] = {k: round(float(np.mean(v)), 4) for k, v in mouth_variants.items() if v}
+    res["distill_utterances"] = len(mouth_variants["teacher"])
+    dm = res["distill_mouth_corr"]
+    res["teacher_vs_2step_corr_drop"] = round(dm["teacher"] - dm["student2"], 4)  # type: ignore[index]
+    res["student2_minus_teacher_2step"] = round(dm["student2"] - dm["teacher_2step"], 4)  # type: ignore[index]
+    return res
+
+
+def speed_and_seams(model, seconds: float, seed: int) -> dict[str, object]:  # noqa: ANN001
+    from engine.audio.ingest import decode_audio
+    from engine.assets import asset_path
+    from engine.motion.stream import StreamConfig
+
+    x = decode_audio(asset_path("demo_speech.wav"))
+    reps = int(np.ceil(seconds * 16000 / len(x)))
+    audio = np.tile(x, reps)[: int(seconds * 16000)]
+    frames = audio[: len(audio) // 640 * 640].reshape(-1, 640)
+    s = model.stream(StreamConfig(chunk=2, steps=2, seed=seed))
+    times, outs = [], []
+    for i in range(0, len(frames) - 1, 2):
+        t = time.perf_counter()
+        outs.append(s.step(frames[i : i + 2]))
+        times.append(time.perf_counter() - t)
+    c = np.concatenate(outs)
+    std = model.coef_std
+    v = np.linalg.norm(np.diff(c, axis=0) / std, axis=1)  # v[j]: frame j -> j+1
+    boundary = (np.arange(len(v)) % 2) == 1  # j = 2i+1 -> 2i+2 crosses a chunk seam
+    tms = np.array(times[20:]) * 1e3
+    return {"chunk_ms_2step_cpu": round(float(np.median(tms)), 3), "chunk_ms_2step_cpu_p95": round(float(np.percentile(tms, 95)), 3),
+            "chunk_K": 2, "seam_boundaries": int(boundary.sum()),
+            "seam_p99_velocity_ratio": round(float(np.percentile(v[boundary], 99) / np.percentile(v[~boundary], 99)), 4),
+            "seam_p99_boundary": round(float(np.percentile(v[boundary], 99)), 5),
+            "seam_p99_inside": round(float(np.percentile(v[~boundary], 99)), 5)}
+
+
+class TorchGraph:
+    """A torch module behind the stream's Graph protocol (a fold's audio encoder swapped into Style-E)."""
+
+    def __init__(self, module) -> None:  # noqa: ANN001
+        self.module = module
+
+    def run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            return [self.module(torch.from_numpy(inputs["mel"])).numpy()]
+
+
+def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dict[str, object]:  # noqa: ANN001
+    """Full Style-E (shipped denoiser + a fold encoder that never heard the speaker) on each real clip."""
+    import dataclasses
+
+    from engine.motion.audio_encoder import AudioEncoder, AudioEncoderConfig
+    from engine.motion.stream import StreamConfig
+    from engine.motion.style_e import StyleEMotion
+    from engine.motion.train import load_state
+
+    info = json.loads(Path(loso_json).read_text())
+    card = json.loads((Path(real) / "card.json").read_text())
+    out: dict[str, object] = {}
+    for look in [int(x) for x in info.get("encoder_mouth_corr_by_lookahead", {})]:
+        per: dict[str, float] = {}
+        per_lag: dict[str, float] = {}
+        for k, held in enumerate(info["folds"]):
+            f = Path(loso_dir) / f"enc_L{look}_f{k}.npz"
+            if not f.is_file():
+                continue
+            with np.load(f, allow_pickle=False) as z:
+                enc = load_state(AudioEncoder(AudioEncoderConfig(lookahead=look)), {n: z[n] for n in z.files}, "audio")
+            graphs = dataclasses.replace(model.graphs, audio=TorchGraph(enc), lookahead=look)
+            m = dataclasses.replace(model, graphs=graphs)
+            for clip in card["clips"]:
+                if clip["speaker"] not in held:
+                    continue
+                with np.load(Path(real) / f"{clip['clip']}.npz", allow_pickle=False) as z:
+                    audio, coeffs = z["audio"].astype(np.float32) / 32767.0, z["coeffs"]
+                gen = StyleEMotion(m, StreamConfig(chunk=8, steps=2, seed=seed), "neutral", None, 25.0).generate(audio)
+                n = min(len(gen), len(coeffs))
+                per[clip["clip"]] = corr(gen[:n, 0], coeffs[:n, 0])
+                per_lag[clip["clip"]] = best_lag_corr(gen[:n, 0], coeffs[:n, 0])
+        if per:
+            out[str(look)] = {"mean": round(float(np.mean(list(per.values()))), 4),
+                              "mean_best_lag4": round(float(np.mean(list(per_lag.values()))), 4),
+                              "per_clip": {c: round(v, 4) for c, v in sorted(per.items())},
+                              "per_clip_best_lag4": {c: round(v, 4) for c, v in sorted(per_lag.items())}}
+    return out
+
+
+def bad_inputs(model) -> dict[str, str]:  # noqa: ANN001
+    out = {}
+    for name, fn in (("prompt_10000_chars", lambda: model.emotion_code("happy " * 1667)),
+                     ("prompt_empty", lambda: model.emotion_code("")),
+                     ("prompt_non_english", lambda: model.emotion_code("très heureux et un peu surpris")),
+                     ("style_clip_one_frame", lambda: model.style_code(np.zeros((1, 34), np.float32)))):
+        try:
+            r = fn()
+            out[name] = f"accepted: emotion code argmax {int(np.argmax(r))}" if len(r) == 8 else "accepted"
+        except S2TError as e:
+            out[name] = f"refused: {e}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", required=True, metavar="OUT")
+    p.add_argument("--weights", default=None, help="Style-E weights folder (default: shipped)")
+    p.add_argument("--corpus", default="out/corpus")
+    p.add_argument("--real", default="out/fit_talking")
+    p.add_argument("--shards", type=int, default=4, help="corpus shards to read test utterances from")
+    p.add_argument("--per-voice", type=int, default=12)
+    p.add_argument("--seam-seconds", type=float, default=410.0)
+    p.add_argument("--loso", default=None, help="JSON written by benchmarks/motion_loso.py (real-speaker folds)")
+    p.add_argument("--loso-dir", default="out/style_e/loso", help="the fold encoders motion_loso.py wrote")
+    p.add_argument("--skip-synthetic", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    from engine.motion.style_e import load_model
+
+    model = load_model(a.weights)
+    res: dict[str, object] = {"weights": str(a.weights or "shipped"), "lookahead": model.graphs.lookahead}
+    res |= speed_and_seams(model, a.seam_seconds, a.seed)
+    res["bad_input"] = bad_inputs(model)
+    if not a.skip_synthetic:
+        res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed)
+    if a.loso and Path(a.loso).is_file():
+        info = json.loads(Path(a.loso).read_text())
+        table = real_loso(model, a.loso, a.loso_dir, a.real, a.seed)
+        res["real_loso"] = {k: info[k] for k in ("folds", "clips", "scoring", "envelope_baseline_mean",
+                                                  "ridge_baseline_mean", "ridge_baseline_mean_best_lag4",
+                                                  "per_clip_baselines", "encoder_mouth_corr_by_lookahead") if k in info}
+        res["real_loso"]["style_e_mouth_corr_by_lookahead"] = table  # type: ignore[index]
+        shipped = table.get(str(model.graphs.lookahead))
+        if shipped:
+            res["mouth_corr_real"] = shipped["mean"]  # type: ignore[index]
+            res["mouth_corr_real_best_lag4"] = shipped["mean_best_lag4"]  # type: ignore[index]
+            res["mouth_corr_real_lookahead"] = model.graphs.lookahead
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(res, indent=1))
+    log.info("%s", json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""`s2t train <model>`: training recipes (Style-A renderer; other models add their own sub-command here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("s2t.train")
+
+
+def _style_a(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.render.networks import StyleAConfig
+    from engine.render.train import TrainConfig, run_recipe
+
+    torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, minutes=args.minutes, seed=args.seed, model=StyleAConfig())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stats = run_recipe(args.data, args.cache, out, cfg, device=device, max_samples=args.max_samples,
+                       extra_caches=tuple(args.extra_cache), init=args.init, style_clips=args.style_clips)
+    if args.export:
+        from exporters.onnx_style_a import export_all
+
+        export_all(out, out.parent)
+    log.info("%s", json.dumps({k: stats[k] for k in ("steps", "seconds", "eval_heldout", "eval_unseen")}))
+    return 0
+
+
+def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("style-a", help="train the Style-A renderer (self-reenactment on real clips + art styles)")
+    s.add_argument("--data", default="../shared/data", help="shared data root (talking/, portraits/)")
+    s.add_argument("--cache", default="out/style_a/clips", help="where extracted frames/fits are cached")
+    s.add_argument("--out", default="engine/render/weights/style_a.npz", help="weights file to write")
+    s.add_argument("--steps", type=int, default=2400, help="optimizer steps (CPU default; raise on a GPU)")
+    s.add_argument("--batch", type=int, default=4, help="patches per step")
+    s.add_argument("--minutes", type=float, default=22.0, help="wall-clock cap; the LR schedule follows it")
+    s.add_argument("--max-samples", type=int, default=100, help="frames sampled per clip")
+    s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--extra-cache", action="append", default=[], metavar="DIR",
+                   help="more cached clips (e.g. from shared/data/style_clips via engine.render.data.build_cache)")
+    s.add_argument("--init", metavar="NPZ", help="start from these weights (fine-tune)")
+    s.add_argument("--style-clips", action="store_true",
+                   help="also train on 6 clips from shared/data/style_clips (as the shipped weights did)")
+    s.add_argument("--export", action="store_true", help="export the ONNX encode/render graphs beside the weights")
+    s.set_defaults(func=_style_a)
+
+
+def _style_e(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.motion.train import TrainConfig, run_recipe
+
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
+                      audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
+                      minutes=args.minutes)
+    if args.audio_only:
+        from engine.motion.train import retrain_audio_encoder
+
+        meta = retrain_audio_encoder(Path(args.out) / "style_e.npz", cfg)
+        meta.setdefault("students", [])
+    else:
+        meta = run_recipe(cfg, args.out, distill_rounds=5, teacher_steps=32)
+    if not args.no_export:
+        from exporters.onnx_style_e import export_all, parity
+
+        export_all(Path(args.out) / "style_e.npz")
+        log.info("ONNX parity (max abs diff): %s", json.dumps(parity(Path(args.out) / "style_e.npz")))
+    log.info("%s", json.dumps({k: meta.get(k) for k in ("train_seconds", "students", "synthetic_utterances")}))
+    return 0
+
+
+def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    s = sub.add_parser("style-e", help="train Style-E (audio encoder, motion VAE, text projection, teacher, "
+                                       "distilled 4/2/1-step students) and export ONNX")
+    s.add_argument("--corpus", default="out/corpus", help="an `s2t data synth` corpus")
+    s.add_argument("--real", default="out/fit_talking", help="an `s2t data fit` folder of real clips (mouth)")
+    s.add_argument("--out", default="engine/motion/weights", help="weights folder to write")
+    s.add_argument("--lookahead", type=int, default=4, help="audio lookahead L in frames (0..16)")
+    s.add_argument("--shards", type=int, default=8, help="synthetic shards to load (~0.3 h each)")
+    s.add_argument("--audio-steps", type=int, default=2400)
+    s.add_argument("--denoise-steps", type=int, default=5000)
+    s.add_argument("--minutes", type=float, default=20.0, help="wall-clock cap shared by the stages")
+    s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+    s.add_argument("--audio-only", action="store_true",
+                   help="retrain only the audio encoder (e.g. another --lookahead) inside the weights in --out")
+    s.set_defaults(func=_style_e)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("train", help="train a model with its recipe")
+    sub = p.add_subparsers(dest="train_command", metavar="MODEL", required=True)
+    register_style_a(sub)
+    register_style_e(sub)

@@ -1,0 +1,205 @@
+"""Style-E front door: load the shipped (or a user's) weights and serve `load_motion` (offline) and `load_stage` (runtime).
+
+Nothing here imports torch: ONNX Runtime graphs + a numpy text projection + the numpy sampler loop.
+    motion = load_motion(fps=25, emotion="calm but slightly amused", style_ref="ref.npz", seed=0)
+    coeffs = motion.generate(samples_16k)            # (T, 34)
+    runtime: [motion] kind = "engine.motion.style_e:load_stage"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.errors import InputError, NotAvailableError
+from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
+from engine.motion.style_encoder import check_reference
+from engine.motion.text_encoder import Projection, TextEncoder, clip_embed, minilm_embed
+from engine.spec import DEFAULT_SPEC
+
+if TYPE_CHECKING:
+    from engine.config import EngineConfig
+    from engine.runtime.budget import QualityLevel
+
+log = logging.getLogger(__name__)
+WEIGHTS_ENV = "S2T_STYLE_E_WEIGHTS"  # a folder with style_e.npz/.json + the ONNX graphs
+FPS = 25.0
+STYLE_DIM = 32
+
+
+def default_weights_dir() -> Path:
+    """The weights folder: $S2T_STYLE_E_WEIGHTS, else the ones shipped beside this module."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True, slots=True)
+class StyleEModel:
+    """Everything loaded once and shared by every stream: graphs, text encoder, style encoder, neutral style."""
+
+    graphs: Graphs
+    text: TextEncoder
+    style_graph: OrtGraph
+    neutral_style: np.ndarray
+    coef_std: np.ndarray  # (34,) training spread per channel: the unit for motion statistics
+    meta: dict[str, object]
+
+    def emotion_code(self, prompt: str) -> np.ndarray:
+        return self.text.encode(prompt)
+
+    def style_code(self, coeffs: np.ndarray) -> np.ndarray:
+        """(T, 34) reference coefficients -> (32,) style code; InputError if the clip cannot give a style."""
+        ref = check_reference(coeffs)
+        return self.style_graph.run({"ref": ref[None]})[0][0].astype(np.float32)
+
+    def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
+        return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
+
+    def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: np.ndarray | None = None) -> StyleEStream:
+        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion),
+                            self.neutral_style if style is None else style)
+
+
+def load_model(weights_dir: str | Path | None = None, clip_path: str | None = None, threads: int = 1) -> StyleEModel:
+    """Load a Style-E weights folder (NotAvailableError with the fix when it is missing or incomplete)."""
+    d = Path(weights_dir) if weights_dir else default_weights_dir()
+    need = ["style_e.json", "style_e.npz", "audio_encoder.onnx", "style_encoder.onnx", "decoder.onnx",
+            "denoiser_teacher.onnx"]
+    missing = [n for n in need if not (d / n).is_file()]
+    if missing:
+        raise NotAvailableError(f"Style-E weights incomplete in {d} (missing {', '.join(missing)}); train with "
+                                "`s2t train style-e` or set " + WEIGHTS_ENV)
+    meta = json.loads((d / "style_e.json").read_text())
+    key = "text_clip" if clip_path else "text"
+    with np.load(d / "style_e.npz", allow_pickle=False) as z:
+        if f"{key}.0.weight" not in z.files:
+            raise NotAvailableError(f"these Style-E weights have no projection for the {'CLIP' if clip_path else 'MiniLM'} "
+                                    "text encoder (only a MiniLM projection is shipped); train one with "
+                                    "engine.motion.train.train_text_projection on CLIP embeddings")
+        proj = Projection(z[f"{key}.0.weight"].T.copy(), z[f"{key}.0.bias"], z[f"{key}.2.weight"].T.copy(),
+                          z[f"{key}.2.bias"])
+        neutral = z["neutral_style"] if "neutral_style" in z.files else np.zeros(STYLE_DIM, np.float32)
+        coef_std = z["coef_std"].astype(np.float32)
+    students = {int(s): OrtGraph(d / f"denoiser_student{s}.onnx", threads) for s in meta["students"]}
+    graphs = Graphs(OrtGraph(d / "audio_encoder.onnx", threads), OrtGraph(d / "decoder.onnx", threads),
+                    OrtGraph(d / "denoiser_teacher.onnx", threads), students, int(meta["teacher_steps"]),
+                    int(meta["config"]["lookahead"]))
+    text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed)
+    return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta)
+
+
+def read_style_reference(path: str | Path) -> np.ndarray:
+    """A style reference from a file: .npz (a `coeffs` array, e.g. an `s2t data fit` output), .npy, or a video."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"style reference not found: {p}")
+    if p.suffix.lower() == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "coeffs" not in z.files:
+                raise InputError(f"{p}: no 'coeffs' array (have {', '.join(z.files)})")
+            return np.asarray(z["coeffs"], np.float32)
+    if p.suffix.lower() == ".npy":
+        return np.asarray(np.load(p, allow_pickle=False), np.float32)
+    from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
+
+    fit = fit_video(p)
+    if not fit.valid.any():
+        raise InputError(f"{p}: no face found in the style reference video")
+    return fit.coeffs[fit.valid]
+
+
+class StyleEMotion:
+    """Offline generator for `s2t render --motion style-e`: `.generate(samples, speech) -> (T, 34)`."""
+
+    def __init__(self, model: StyleEModel, cfg: StreamConfig, emotion: str, style: np.ndarray | None, fps: float) -> None:
+        if not 1.0 <= fps <= 60.0:
+            raise InputError(f"fps must be in 1..60, got {fps}")
+        self.model, self.cfg, self.fps = model, cfg, fps
+        self.emotion, self.style = emotion, style
+        model.emotion_code(emotion)  # validate the prompt now, not after decoding the audio
+
+    def generate(self, samples_all: np.ndarray, speech: np.ndarray | None = None) -> np.ndarray:
+        """16 kHz mono float32 -> (T, 34) at `fps` (the model runs at 25 fps; other rates are resampled).
+
+        `speech` flags are accepted for interface parity and not needed: silence is read from the audio.
+        """
+        x = np.asarray(samples_all, np.float32).reshape(-1)
+        if x.size == 0:
+            raise InputError("no audio to animate")
+        stream = self.model.stream(self.cfg, self.emotion, self.style)
+        stream.set_emotion(self.model.emotion_code(self.emotion), immediate=True)  # offline: no glide-in
+        t25 = int(np.ceil(len(x) / SAMPLES_PER_FRAME))
+        look, k = stream.latency_frames, self.cfg.chunk
+        total = int(np.ceil((t25 + look) / k)) * k
+        frames = np.pad(x, (0, total * SAMPLES_PER_FRAME - len(x))).reshape(total, SAMPLES_PER_FRAME)
+        out = np.concatenate([stream.step(frames[i : i + k]) for i in range(0, total, k)])[look : look + t25]
+        if abs(self.fps - FPS) < 1e-6:
+            return out
+        n = int(np.ceil(len(x) / 16000 * self.fps))
+        src = np.arange(n) * FPS / self.fps
+        return np.stack([np.interp(src, np.arange(t25), out[:, c]) for c in range(out.shape[1])], 1).astype(np.float32)
+
+
+def load_motion(fps: float = 25.0, emotion: str = "neutral", style_ref: str | Path | np.ndarray | None = None,
+                seed: int = 0, steps: int = 2, chunk: int = 8, guidance: float = 0.5,
+                weights: str | Path | None = None) -> StyleEMotion:
+    """The offline Style-E generator (clients/render.py's hook)."""
+    model = load_model(weights)
+    style = None
+    if style_ref is not None:
+        ref = style_ref if isinstance(style_ref, np.ndarray) else read_style_reference(style_ref)
+        style = model.style_code(ref)
+    return StyleEMotion(model, StreamConfig(chunk=chunk, steps=steps, guidance=guidance, seed=seed), emotion, style, fps)
+
+
+class StyleEStage:
+    """Style-E behind engine.runtime.stages.MotionStage (one stream; quality level picks the step count)."""
+
+    def __init__(self, model: StyleEModel, cfg: StreamConfig, emotion: str) -> None:
+        self.spec = DEFAULT_SPEC
+        self.model = model
+        self._stream = model.stream(cfg, emotion)
+
+    @property
+    def latency_frames(self) -> int:
+        return self._stream.latency_frames
+
+    def set_emotion(self, text: str) -> None:
+        self._stream.set_emotion(self.model.emotion_code(text))
+
+    def set_style_reference(self, coeffs: np.ndarray) -> None:
+        self._stream.set_style(self.model.style_code(coeffs))
+
+    def set_quality(self, level: "QualityLevel") -> None:
+        steps = int(getattr(level, "steps", 2))
+        have = self.model.graphs.step_counts
+        self._stream.set_steps(max([s for s in have if s <= steps], default=have[0]))
+
+    def step_chunk(self, frames: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        return self._stream.step(frames)
+
+    def reset(self) -> None:
+        self._stream.reset()
+
+
+def load_stage(cfg: "EngineConfig") -> StyleEStage:
+    """Runtime factory (`kind = "engine.motion.style_e:load_stage"`): K, P, seed from cfg.motion.
+
+    The lookahead is fixed by the trained audio encoder (see the model card); cfg.motion.lookahead_frames
+    that differs only logs a warning.
+    """
+    if abs(cfg.fps - FPS) > 1e-6:
+        raise InputError(f"the Style-E stage runs at 25 fps (640-sample audio frames); got fps={cfg.fps}")
+    m = cfg.motion
+    model = load_model()
+    if m.lookahead_frames != model.graphs.lookahead:
+        log.warning("Style-E weights were trained with lookahead L=%d; config asks L=%d (using %d)",
+                    model.graphs.lookahead, m.lookahead_frames, model.graphs.lookahead)
+    sc = StreamConfig(chunk=max(1, m.chunk_frames), past=max(m.context_frames, 4), steps=2, seed=m.seed)
+    return StyleEStage(model, sc, m.emotion)

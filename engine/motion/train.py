@@ -1,0 +1,581 @@
+"""Style-E training recipe: audio encoder (real clips + synthetic), motion VAE, text projection, teacher denoiser.
+
+Everything is loaded into memory once (mel computed once per utterance), each stage trains for a fixed
+number of steps or a wall-clock cap, and the weights go to one .npz (no pickle) + a JSON config.
+Distillation of the few-step students lives in distill.py; ONNX export in exporters/onnx_style_e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.audio.features import mel_for_video
+from engine.errors import InputError
+from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig, pad_mel
+from engine.motion.denoiser import Denoiser, DenoiserConfig
+from engine.motion.sampler import alpha_sigma
+from engine.motion.style_encoder import StyleEncoder
+from engine.motion.vae import MotionVAE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """One recipe run. Step counts are CPU defaults; `minutes` caps each stage's share of wall time."""
+
+    corpus: str = "out/corpus"
+    real: str = "out/fit_talking"
+    lookahead: int = 4
+    past: int = 8  # motion frames of past context in the denoiser window
+    shards: int = 8  # synthetic shards loaded (each ~0.3 h)
+    audio_steps: int = 2500
+    vae_steps: int = 1500
+    text_steps: int = 800
+    denoise_steps: int = 5000
+    batch: int = 48
+    real_share: float = 0.5  # share of audio-encoder segments drawn from real clips
+    audio_dropout: float = 0.0
+    seed: int = 0
+    exclude_speakers: tuple[str, ...] = ()  # leave-one-speaker-out: never train on these
+    align_real: bool = True  # correct each real clip's audio/video offset before training (av_offset)
+    minutes: float = 20.0
+
+
+@dataclass(slots=True)
+class Utt:
+    """One utterance in memory."""
+
+    mel: np.ndarray  # (T, 320) float16
+    coeffs: np.ndarray  # (T, 34) float32
+    weights: np.ndarray  # (8,) emotion weights
+    emotion: int
+    style: int
+    text_id: int
+    split: str
+    voice: str
+    audio: np.ndarray | None = None  # (N,) float32 16 kHz, only with load_corpus(keep_audio=True)
+    cond: np.ndarray | None = None  # (T, 15) audio encoder output
+    latent: np.ndarray | None = None  # (T, 16) unit-scaled VAE means
+
+
+@dataclass(slots=True)
+class Corpus:
+    synth: list[Utt]
+    real: list[Utt]  # split = speaker
+    text_emb: np.ndarray  # (n_texts, 384)
+    text_label: np.ndarray  # (n_texts,) primary*100 + level*10 + secondary
+    text_held: np.ndarray  # (n_texts,) bool
+    text_primary: np.ndarray
+    texts: list[str] = field(default_factory=list)
+
+
+def av_offset(audio: np.ndarray, jaw: np.ndarray, max_lag: int = 8) -> int:
+    """Frames by which the fitted jaw leads the audio envelope (best envelope correlation within ±max_lag).
+
+    The real clips carry clip-specific audio/video offsets (median ~4 frames of jaw lead, 0..8); a model
+    cannot learn lip sync across speakers from misaligned pairs, so training clips are aligned first
+    (as SyncNet-style offset correction does for talking-head datasets).
+    """
+    from engine.audio.features import rms_envelope
+
+    e = np.log(rms_envelope(audio)[: len(jaw)] + 1e-4)
+    n = len(e)
+    y = jaw[:n]
+
+    def r(k: int) -> float:  # corr(jaw[t], env[t + k])
+        a, b = y[: n - k] if k >= 0 else y[-k:], e[k:] if k >= 0 else e[: n + k]
+        a, b = a - a.mean(), b - b.mean()
+        return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
+
+    return max(range(-max_lag, max_lag + 1), key=r)
+
+
+def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: tuple[str, ...] = ("train", "test"),
+                exclude_speakers: tuple[str, ...] = (), keep_audio: bool = False, align_real: bool = False) -> Corpus:
+    """Read `shards` synthetic shards (the given splits) and every fitted real clip into memory."""
+    root = Path(root)
+    if not (root / "index.json").is_file():
+        raise InputError(f"not a corpus (no index.json): {root}; build one with `s2t data synth`")
+    index = json.loads((root / "index.json").read_text())
+    names = [s for s in index["shards"] if str(s).startswith("shard_") and (root / s).is_file()][:shards]
+    rows_by_shard: dict[str, list[dict[str, object]]] = {}
+    for r in index["utterances"]:
+        if r.get("source", "synth") == "synth" and r["shard"] in names and r["split"] in splits:
+            rows_by_shard.setdefault(str(r["shard"]), []).append(r)
+    synth: list[Utt] = []
+    for name in names:
+        with np.load(root / name, allow_pickle=False) as z:
+            d = {k: z[k] for k in ("audio", "audio_offsets", "coeffs", "coeff_offsets", "emotion_weights",
+                                   "emotion_id", "style_id", "text_id")}
+        for r in rows_by_shard.get(name, []):
+            j = int(r["row"])  # type: ignore[call-overload]
+            a = d["audio"][d["audio_offsets"][j] : d["audio_offsets"][j + 1]].astype(np.float32) / 32767.0
+            c = d["coeffs"][d["coeff_offsets"][j] : d["coeff_offsets"][j + 1]]
+            mel = mel_for_video(a, 25.0)[: len(c)].reshape(-1, MEL_DIM)
+            n = min(len(mel), len(c))
+            synth.append(Utt(mel[:n].astype(np.float16), c[:n].astype(np.float32), d["emotion_weights"][j],
+                             int(d["emotion_id"][j]), int(d["style_id"][j]), int(d["text_id"][j]), str(r["split"]),
+                             str(r["voice"]), a if keep_audio else None))
+    reals: list[Utt] = []
+    if real is not None:
+        card = json.loads((Path(real) / "card.json").read_text())
+        for clip in card["clips"]:
+            if clip["speaker"] in exclude_speakers:
+                continue
+            with np.load(Path(real) / f"{clip['clip']}.npz", allow_pickle=False) as z:
+                c, mel, valid = z["coeffs"], z["mel"].astype(np.float32), z["valid"]
+                z_audio = z["audio"].astype(np.float32) / 32767.0
+            n = min(len(c), len(mel))
+            c = c[:n].copy()
+            if not valid[:n].all():  # hold the last valid frame over tracking gaps
+                idx = np.maximum.accumulate(np.where(valid[:n], np.arange(n), 0))
+                c = c[idx]
+            if align_real:  # shift the coefficients so the jaw lines up with the audio (see av_offset)
+                k = av_offset(z_audio, c[:, 0])
+                c = np.concatenate([np.repeat(c[:1], k, 0), c[: n - k]]) if k > 0 else \
+                    np.concatenate([c[-k:], np.repeat(c[-1:], -k, 0)]) if k < 0 else c
+            reals.append(Utt(mel[:n].reshape(n, MEL_DIM).astype(np.float16), c, np.eye(8, dtype=np.float32)[0], 0,
+                             -1, -1, str(clip["speaker"]), str(clip["clip"]),
+                             z_audio if keep_audio else None))
+    with np.load(root / "texts.npz", allow_pickle=False) as t:
+        emb = t["embedding"].astype(np.float32)
+        label = t["primary"].astype(np.int64) * 100 + t["level"].astype(np.int64) * 10 + t["secondary"]
+        held, primary, texts = t["heldout"].astype(bool), t["primary"].astype(np.int64), [str(x) for x in t["text"]]
+    log.info("corpus: %d synthetic utterances (%s), %d real clips", len(synth), ",".join(splits), len(reals))
+    return Corpus(synth, reals, emb, label, held, primary, texts)
+
+
+class Progress:
+    """Training progress as max(step share, wall-time share); drives a warm-up + cosine LR so a time cap
+    (a busy CPU) still ends at a low learning rate."""
+
+    def __init__(self, opt: torch.optim.Optimizer, lr: float, steps: int, seconds: float, warmup: float = 0.05) -> None:
+        self.opt, self.lr, self.steps, self.seconds, self.warmup = opt, lr, steps, seconds, warmup
+        self.t0 = time.perf_counter()
+
+    def done(self, step: int) -> float:
+        return max(step / max(self.steps, 1), (time.perf_counter() - self.t0) / max(self.seconds, 1e-6))
+
+    def step(self, step: int) -> bool:
+        """Set the LR for this step; False when the step or time budget is spent."""
+        f = self.done(step)
+        if f >= 1.0:
+            return False
+        lr = self.lr * min(1.0, (f + 1e-3) / self.warmup) * 0.5 * (1 + np.cos(np.pi * f))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        return True
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row Pearson r over the last axis."""
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + 1e-6)
+
+
+def augment_mel(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Log-mel augmentation in place of audio augmentation: gain, spectral tilt, additive noise, SpecAugment."""
+    b = x.shape[0]
+    v = x.view(b, x.shape[1], 4, 80)
+    gain = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 2.8
+    tilt = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * torch.linspace(-1.5, 1.5, 80)
+    noise = torch.log(torch.tensor(1e-5)) + torch.rand(b, 1, 1, 1, generator=g) * 6.0
+    v = torch.logaddexp(v + gain + tilt, noise.expand_as(v))
+    f0 = torch.randint(0, 70, (b,), generator=g)
+    fw = torch.randint(0, 10, (b,), generator=g)
+    bins = torch.arange(80)
+    fmask = (bins[None] >= f0[:, None]) & (bins[None] < (f0 + fw)[:, None])
+    v = torch.where(fmask[:, None, None, :], v.mean(), v)
+    return v.reshape_as(x)
+
+
+def _segment(u: Utt, s: int, length: int, past: int, look: int) -> np.ndarray:
+    padded = pad_mel(u.mel.reshape(-1, 4, 80), past, look)
+    return padded[s : s + length + past + look]
+
+
+def train_audio_encoder(c: Corpus, cfg: TrainConfig, lookahead: int, steps: int, seconds: float,
+                        seg: int = 64) -> AudioEncoder:
+    """Mouth from audio: (1 - r) on jawOpen for real clips (scale-free: fits differ in scale per speaker),
+    MSE on the 14 mouth channels + (1 - r) on jawOpen for synthetic utterances."""
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    enc = AudioEncoder(AudioEncoderConfig(lookahead=lookahead, dropout=cfg.audio_dropout))
+    synth = [u for u in c.synth if u.split == "train" and len(u.coeffs) >= seg]
+    real = [u for u in c.real if len(u.coeffs) >= seg]
+    allmel = np.concatenate([u.mel[::7] for u in synth[:300] + real]).astype(np.float32)
+    enc.mel_mean.fill_(float(allmel.mean()))
+    enc.mel_std.fill_(float(allmel.std()))
+    past, look = enc.cfg.past, enc.cfg.lookahead
+    pads = {id(u): pad_mel(u.mel.reshape(-1, 4, 80), past, look) for u in synth + real}
+    real_w = np.array([len(u.coeffs) for u in real], np.float64)
+    opt = torch.optim.AdamW(enc.parameters(), 2e-3, weight_decay=1e-2)
+    prog = Progress(opt, 2e-3, steps, seconds)
+    enc.train()
+    t0 = time.perf_counter()
+    n_real = int(round(cfg.batch * cfg.real_share)) if real else 0
+    step = 0
+    while prog.step(step):
+        xs, ys = [], []
+        for i in range(cfg.batch):
+            u = real[rng.choice(len(real), p=real_w / real_w.sum())] if i < n_real else synth[rng.integers(len(synth))]
+            s = int(rng.integers(0, len(u.coeffs) - seg + 1))
+            xs.append(pads[id(u)][s : s + seg + past + look])
+            ys.append(u.coeffs[s : s + seg, :N_MOUTH])
+        x = augment_mel(torch.from_numpy(np.stack(xs).astype(np.float32)), g)
+        y = torch.from_numpy(np.stack(ys))
+        out = enc(x)[..., :N_MOUTH]
+        r = pearson(out[..., 0], y[..., 0])
+        ok = (y[..., 0].std(-1) > 1e-3).float()
+        loss_r = ((1 - r) * ok).sum() / ok.sum().clamp(min=1)
+        loss_mse = ((out[n_real:] - y[n_real:]) ** 2).mean() * 10.0 if n_real < cfg.batch else out.sum() * 0
+        loss = loss_r + loss_mse
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
+        opt.step()
+        if step % 250 == 0:
+            log.info("audio L=%d step %d loss_r %.3f mse %.4f (%.0f s)", lookahead, step, loss_r.item(),
+                     loss_mse.item(), time.perf_counter() - t0)
+        step += 1
+    log.info("audio encoder L=%d: %d steps in %.0f s", lookahead, step, time.perf_counter() - t0)
+    return enc.eval()
+
+
+@torch.no_grad()
+def encode_audio(enc: AudioEncoder, u: Utt) -> np.ndarray:
+    x = torch.from_numpy(pad_mel(u.mel.reshape(-1, 4, 80), enc.cfg.past, enc.cfg.lookahead))[None]
+    return enc(x)[0].numpy()
+
+
+def train_vae(c: Corpus, mean: np.ndarray, std: np.ndarray, cfg: TrainConfig, seconds: float,
+              win: int = 32) -> MotionVAE:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    vae = MotionVAE()
+    data = [(u.coeffs - mean) / std for u in c.synth if u.split == "train" and len(u.coeffs) >= win]
+    opt = torch.optim.AdamW(vae.parameters(), 2e-3)
+    prog = Progress(opt, 2e-3, cfg.vae_steps, seconds)
+    step = 0
+    while prog.step(step):
+        xs = []
+        for _ in range(64):
+            d = data[rng.integers(len(data))]
+            s = int(rng.integers(0, len(d) - win + 1))
+            xs.append(d[s : s + win])
+        x = torch.from_numpy(np.stack(xs).astype(np.float32))
+        mu, logvar = vae.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = ((vae.decode(z) - x) ** 2).mean()
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).mean()
+        loss = rec + 1e-3 * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 300 == 0:
+            log.info("vae step %d rec %.4f kl %.3f", step, rec.item(), kl.item())
+        step += 1
+    log.info("vae: %d steps, last rec %.4f", step, rec.item())
+    vae.eval()
+    with torch.no_grad():
+        mus = torch.cat([vae.encode(torch.from_numpy(d[None].astype(np.float32)))[0][0] for d in data[:400]])
+        vae.latent_scale.copy_(mus.std(0).clamp(min=1e-3))
+    return vae
+
+
+@torch.no_grad()
+def encode_latent(vae: MotionVAE, coeffs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(((coeffs - mean) / std).astype(np.float32))[None]
+    return (vae.encode(x)[0][0] / vae.latent_scale).numpy()
+
+
+def label_weights(c: Corpus) -> dict[int, np.ndarray]:
+    """Mean emotion weights of the training utterances per text label (primary, level, secondary)."""
+    acc: dict[int, list[np.ndarray]] = {}
+    for u in c.synth:
+        if u.split == "train" and u.text_id >= 0:
+            acc.setdefault(int(c.text_label[u.text_id]), []).append(u.weights)
+    return {k: np.mean(v, 0) for k, v in acc.items()}
+
+
+def primary_of(weights: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Primary emotion id from (N, 8) weights: the strongest non-neutral one, or neutral when all are weak."""
+    w = np.asarray(weights)
+    return np.where(w[:, 1:].max(-1) > threshold, w[:, 1:].argmax(-1) + 1, 0)
+
+
+def train_text_projection(c: Corpus, cfg: TrainConfig, hidden: int = 128) -> nn.Sequential:
+    """Sentence embedding -> emotion weights (soft cross-entropy) on the training descriptions only."""
+    torch.manual_seed(cfg.seed)
+    lw = label_weights(c)
+    idx = np.array([i for i in range(len(c.text_label)) if not c.text_held[i] and int(c.text_label[i]) in lw])
+    if len(idx) == 0:
+        raise InputError("no training descriptions with labelled utterances in the corpus")
+    x = torch.from_numpy(c.text_emb[idx])
+    y = torch.from_numpy(np.stack([lw[int(c.text_label[i])] for i in idx]).astype(np.float32))
+    net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.GELU(), nn.Linear(hidden, 8))
+    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-2)
+    for step in range(cfg.text_steps):
+        b = torch.randint(0, len(x), (256,))
+        xb = x[b] + 0.02 * torch.randn_like(x[b])
+        loss = -(y[b] * torch.log_softmax(net(xb), -1)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    held = np.flatnonzero(c.text_held)
+    with torch.no_grad():
+        pred = primary_of(torch.softmax(net(torch.from_numpy(c.text_emb[held])), -1).numpy())
+    log.info("text projection: held-out paraphrase primary accuracy %.3f", float((pred == c.text_primary[held]).mean()))
+    return net.eval()
+
+
+@dataclass
+class Batcher:
+    """Denoiser training windows: latents, audio conditioning, emotion/style labels and a same-style reference."""
+
+    c: Corpus
+    mean: np.ndarray
+    std: np.ndarray
+    past: int
+    rng: np.random.Generator
+    max_new: int = 16
+    ref_len: int = 100
+
+    def __post_init__(self) -> None:
+        self.items = [u for u in self.c.synth if u.split == "train" and len(u.coeffs) >= self.past + self.max_new]
+        self.by_style: dict[int, list[Utt]] = {}
+        for u in self.items:
+            if len(u.coeffs) >= 40:
+                self.by_style.setdefault(u.style, []).append(u)
+
+    def reference(self, style: int) -> np.ndarray:
+        pool = self.by_style[style]
+        u = pool[self.rng.integers(len(pool))]
+        n = min(len(u.coeffs), self.ref_len)
+        s = int(self.rng.integers(0, len(u.coeffs) - n + 1))
+        ref = (u.coeffs[s : s + n] - self.mean) / self.std
+        return np.resize(ref, (self.ref_len, ref.shape[1])) if n < self.ref_len else ref
+
+    def __call__(self, b: int, k: int) -> dict[str, torch.Tensor]:
+        n = self.past + k
+        z, a, e, st, ref, co = [], [], [], [], [], []
+        for _ in range(b):
+            u = self.items[self.rng.integers(len(self.items))]
+            s = int(self.rng.integers(0, len(u.coeffs) - n + 1))
+            z.append(u.latent[s : s + n])  # type: ignore[index]
+            co.append((u.coeffs[s : s + n] - self.mean) / self.std)
+            a.append(u.cond[s : s + n])  # type: ignore[index]
+            e.append(u.weights)
+            st.append(u.style)
+            ref.append(self.reference(u.style))
+        pm = np.zeros((b, n, 1), np.float32)
+        pm[:, : self.past] = 1.0
+        pm[self.rng.random(b) < 0.1] = 0.0  # stream start: no past
+        f = lambda x: torch.from_numpy(np.stack(x).astype(np.float32))  # noqa: E731
+        return {"z": f(z), "audio": f(a), "emotion": f(e), "style_id": torch.tensor(st), "ref": f(ref),
+                "past_mask": torch.from_numpy(pm), "coeffs": f(co)}
+
+
+def denoiser_inputs(batch: dict[str, torch.Tensor], style: torch.Tensor, t: torch.Tensor, x: torch.Tensor,
+                    cond_mask: torch.Tensor, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"x": x, "past": batch["z"], "past_mask": batch["past_mask"], "audio": batch["audio"], "t": t,
+            "emotion": batch["emotion"], "style": style, "cond_mask": cond_mask, "w": w}
+
+
+def noised(z: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    a, s = alpha_sigma(t.numpy())
+    return torch.from_numpy(a.astype(np.float32))[:, None, None] * z + torch.from_numpy(s.astype(np.float32))[:, None, None] * noise
+
+
+def mouth_loss(vae: MotionVAE | None, b: dict[str, torch.Tensor], pred: torch.Tensor) -> torch.Tensor:
+    """MSE of the decoded mouth channels (normalised units) on the new frames: the mouth must follow the audio."""
+    if vae is None:
+        return pred.sum() * 0.0
+    m = b["past_mask"]
+    z = (b["z"] * m + pred * (1 - m)) * vae.latent_scale
+    dec = vae.decode(z)[..., :N_MOUTH]
+    return (((dec - b["coeffs"][..., :N_MOUTH]) ** 2) * (1 - m)).sum() / ((1 - m).sum() * N_MOUTH)
+
+
+def train_denoiser(bt: Batcher, cfg: TrainConfig, seconds: float, n_styles: int,
+                   vae: MotionVAE | None = None, mouth_weight: float = 1.0) -> tuple[Denoiser, StyleEncoder]:
+    """Teacher: x0-prediction MSE on the new frames (+ decoded-mouth MSE when `vae` is given), condition
+    dropout 15%, style encoder trained jointly."""
+    if vae is not None:
+        vae.requires_grad_(False)
+    torch.manual_seed(cfg.seed)
+    den, sty = Denoiser(DenoiserConfig()), StyleEncoder(n_styles=n_styles)
+    params = list(den.parameters()) + list(sty.parameters())
+    opt = torch.optim.AdamW(params, 1e-3, weight_decay=1e-2)
+    prog = Progress(opt, 1e-3, cfg.denoise_steps, seconds)
+    t0 = time.perf_counter()
+    ks = (1, 2, 4, 8, 16)
+    step = 0
+    while prog.step(step):
+        k = ks[step % len(ks)]
+        b = bt(cfg.batch, k)
+        code = sty(b["ref"])
+        style_ce = nn.functional.cross_entropy(sty.head(code), b["style_id"])
+        t = torch.rand(cfg.batch)
+        noise = torch.randn_like(b["z"])
+        x = noised(b["z"], t, noise)
+        cm = (torch.rand(cfg.batch, 1) > 0.15).float()
+        pred = den(**denoiser_inputs(b, code, t, x, cm, torch.zeros(cfg.batch)))
+        new = 1.0 - b["past_mask"]
+        mse = (((pred - b["z"]) ** 2) * new).sum() / (new.sum() * pred.shape[-1])
+        loss = mse + 0.1 * style_ce + mouth_weight * mouth_loss(vae, b, pred)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 250 == 0:
+            log.info("denoiser step %d mse %.4f style_ce %.3f (%.0f s)", step, mse.item(), style_ce.item(),
+                     time.perf_counter() - t0)
+        step += 1
+    log.info("denoiser: %d steps in %.0f s", step, time.perf_counter() - t0)
+    return den.eval(), sty.eval()
+
+
+def state_arrays(prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
+    return {f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def load_state(module: nn.Module, arrays: dict[str, np.ndarray], prefix: str) -> nn.Module:
+    sd = {k[len(prefix) + 1 :]: torch.from_numpy(np.asarray(v)) for k, v in arrays.items() if k.startswith(prefix + ".")}
+    module.load_state_dict(sd)
+    return module.eval()
+
+
+def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teacher_steps: int = 32) -> dict[str, object]:
+    """Train every Style-E part and write `out/style_e.npz` + `out/style_e.json`; returns the config/metrics."""
+    from engine.data.styles import STYLE_NAMES
+    from engine.motion.distill import distill
+
+    t0 = time.perf_counter()
+    budget = cfg.minutes * 60.0
+    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real)
+    enc = train_audio_encoder(c, cfg, cfg.lookahead, cfg.audio_steps, 0.25 * budget)
+    for u in c.synth:
+        u.cond = encode_audio(enc, u)
+    train_coeffs = np.concatenate([u.coeffs for u in c.synth])
+    mean, std = train_coeffs.mean(0), np.maximum(train_coeffs.std(0), 1e-3)
+    vae = train_vae(c, mean, std, cfg, 0.1 * budget)
+    for u in c.synth:
+        u.latent = encode_latent(vae, u.coeffs, mean, std)
+    text = train_text_projection(c, cfg)
+    bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
+    den, sty = train_denoiser(bt, cfg, 0.45 * budget, len(STYLE_NAMES), vae=vae)
+    students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, 0.15 * budget)
+    with torch.no_grad():
+        neutral_style = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
+    arrays = {"coef_mean": mean.astype(np.float32), "coef_std": std.astype(np.float32),
+              "neutral_style": neutral_style.astype(np.float32)}
+    arrays |= state_arrays("audio", enc) | state_arrays("vae", vae) | state_arrays("text", text)
+    arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
+    for steps, s in students.items():
+        arrays |= state_arrays(f"student{steps}", s)
+    meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),
+            "styles": list(STYLE_NAMES), "train_seconds": round(time.perf_counter() - t0, 1),
+            "synthetic_utterances": len(c.synth), "real_clips": [u.voice for u in c.real]}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "style_e.npz", **arrays)
+    (out / "style_e.json").write_text(json.dumps(meta, indent=1))
+    log.info("wrote %s (%.0f s)", out / "style_e.npz", time.perf_counter() - t0)
+    return meta
+
+
+@dataclass(slots=True)
+class Modules:
+    """The torch modules of one Style-E checkpoint (export and parity tests)."""
+
+    audio: AudioEncoder
+    vae: MotionVAE
+    style: StyleEncoder
+    denoisers: dict[str, Denoiser]  # "teacher", "student4", "student2", "student1"
+    text: nn.Sequential
+    mean: np.ndarray
+    std: np.ndarray
+    meta: dict[str, object]
+
+
+def load_modules(weights: str | Path) -> Modules:
+    """Rebuild the torch modules from `style_e.npz` + `style_e.json` (no pickle)."""
+    weights = Path(weights)
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    look = int(meta["config"]["lookahead"])  # type: ignore[index]
+    audio = load_state(AudioEncoder(AudioEncoderConfig(lookahead=look)), arrays, "audio")
+    vae = load_state(MotionVAE(), arrays, "vae")
+    style = load_state(StyleEncoder(n_styles=len(meta["styles"])), arrays, "style")  # type: ignore[arg-type]
+    text = load_state(nn.Sequential(nn.Linear(arrays["text.0.weight"].shape[1], arrays["text.0.weight"].shape[0]),
+                                    nn.GELU(), nn.Linear(arrays["text.0.weight"].shape[0], 8)), arrays, "text")
+    dens = {name: load_state(Denoiser(DenoiserConfig()), arrays, name)
+            for name in ["teacher"] + [f"student{s}" for s in meta["students"]]}  # type: ignore[union-attr]
+    return Modules(audio, vae, style, dens, text, arrays["coef_mean"], arrays["coef_std"], meta)  # type: ignore[arg-type]
+
+
+def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, object]:
+    """Train only the audio encoder (e.g. at another lookahead) and swap it into an existing checkpoint.
+
+    Exact by construction: the denoiser reads the encoder's named mouth channels, not hidden features.
+    """
+    weights = Path(weights)
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("audio.")}
+    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real)
+    enc = train_audio_encoder(c, cfg, cfg.lookahead, cfg.audio_steps, cfg.minutes * 60.0)
+    arrays |= state_arrays("audio", enc)
+    meta["config"]["lookahead"] = cfg.lookahead
+    meta["audio_encoder"] = {"retrained": True, "steps_cap": cfg.audio_steps, "minutes": cfg.minutes,
+                             "shards": cfg.shards, "real_share": cfg.real_share}
+    np.savez(weights, **arrays)
+    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def retrain_denoiser(weights: str | Path, out: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
+    """Keep the audio encoder, VAE and text projection of `weights`; train a new teacher (+ style encoder) and
+    students, and write the full checkpoint to `out`."""
+    from engine.data.styles import STYLE_NAMES
+    from engine.motion.distill import distill
+
+    t0 = time.perf_counter()
+    m = load_modules(weights)
+    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers)
+    for u in c.synth:
+        u.cond = encode_audio(m.audio, u)
+        u.latent = encode_latent(m.vae, u.coeffs, m.mean, m.std)
+    bt = Batcher(c, m.mean.astype(np.float32), m.std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
+    budget = cfg.minutes * 60.0
+    den, sty = train_denoiser(bt, cfg, 0.75 * budget, len(STYLE_NAMES), vae=m.vae)
+    students = distill(den, sty, bt, int(m.meta["teacher_steps"]), distill_rounds, cfg, 0.25 * budget)  # type: ignore[call-overload]
+    with torch.no_grad():
+        neutral_style = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k.split(".")[0] in ("audio", "vae", "text", "coef_mean", "coef_std")}
+    arrays |= {"neutral_style": neutral_style.astype(np.float32)} | state_arrays("style", sty)
+    arrays |= state_arrays("teacher", den)
+    for steps, s in students.items():
+        arrays |= state_arrays(f"student{steps}", s)
+    meta = dict(m.meta)
+    meta["denoiser_retrain"] = {"config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1),
+                                "mouth_loss": "decoded mouth-channel MSE, weight 1"}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "style_e.npz", **arrays)
+    (out / "style_e.json").write_text(json.dumps(meta, indent=1))
+    return meta

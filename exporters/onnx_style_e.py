@@ -1,0 +1,156 @@
+"""Export Style-E to ONNX (audio encoder, style encoder, one denoising step per model, latent decoder) + parity.
+
+audio_encoder(mel f32 1×(T+16)×320) -> cond 1×T×15            (T dynamic; 16 = past + lookahead mel frames)
+style_encoder(ref f32 1×T×34 raw coefficients) -> code 1×32, logits 1×S
+denoiser_<name>(x, past 1×N×16, past_mask 1×N×1, audio 1×N×15, t 1, emotion 1×8, style 1×32, cond_mask 1×1, w 1)
+    -> x0 1×N×16                                              (batch and N dynamic)
+decoder(z f32 1×T×16) -> coeffs 1×T×34
+TorchScript exporter, opset 17. The text projection runs in numpy from style_e.npz.
+
+    python -m exporters.onnx_style_e --weights engine/motion/weights/style_e.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.motion.train import Modules, load_modules
+from engine.motion.vae import LatentDecoder
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+class StyleGraph(nn.Module):
+    """Raw coefficients in (normalised inside), style code and logits out."""
+
+    def __init__(self, m: Modules) -> None:
+        super().__init__()
+        self.enc = m.style
+        self.register_buffer("mean", torch.from_numpy(m.mean))
+        self.register_buffer("std", torch.from_numpy(m.std))
+
+    def forward(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.enc((ref - self.mean) / self.std)
+        return code, self.enc.head(code)
+
+
+def example_inputs(n: int = 10, b: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"x": torch.randn(b, n, 16, generator=g), "past": torch.randn(b, n, 16, generator=g),
+            "past_mask": (torch.arange(n) < n // 2).float()[None, :, None].expand(b, n, 1).contiguous(),
+            "audio": torch.rand(b, n, 15, generator=g), "t": torch.full((b,), 0.5),
+            "emotion": torch.softmax(torch.randn(b, 8, generator=g), -1), "style": torch.rand(b, 32, generator=g),
+            "cond_mask": torch.ones(b, 1), "w": torch.full((b,), 0.5)}
+
+
+def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[str, dict[int, str]]) -> None:
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder-layer kernel has no ONNX symbolic
+    torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+                      opset_version=OPSET, dynamo=False)
+
+
+def export_all(weights: str | Path, out: str | Path | None = None) -> dict[str, str]:
+    """Write every graph beside the weights (or into `out`); returns {file: sha256}."""
+    m = load_modules(weights)
+    out = Path(out) if out else Path(weights).parent
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    with torch.no_grad():
+        _export(m.audio, (torch.randn(1, 26, 320) - 9.0,), out / "audio_encoder.onnx", ["mel"], ["cond"],
+                {"mel": {1: "t_in"}, "cond": {1: "t"}})
+        _export(StyleGraph(m), (torch.rand(1, 40, 34),), out / "style_encoder.onnx", ["ref"], ["code", "logits"],
+                {"ref": {1: "t"}})
+        dec = LatentDecoder(m.vae, torch.from_numpy(m.mean), torch.from_numpy(m.std))
+        _export(dec, (torch.randn(1, 12, 16),), out / "decoder.onnx", ["z"], ["coeffs"], {"z": {1: "t"}, "coeffs": {1: "t"}})
+        ex = example_inputs()
+        names = list(ex)
+        for name, den in m.denoisers.items():
+            dyn = {k: {0: "b", 1: "n"} for k in ("x", "past", "past_mask", "audio")} | {"x0": {0: "b", 1: "n"}}
+            dyn |= {k: {0: "b"} for k in ("t", "emotion", "style", "cond_mask", "w")}
+            _export(den, tuple(ex.values()), out / f"denoiser_{name}.onnx", names, ["x0"], dyn)
+    for p in sorted(out.glob("*.onnx")):
+        files[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    log.info("exported %s", ", ".join(files))
+    return files
+
+
+def parity(weights: str | Path, onnx_dir: str | Path | None = None) -> dict[str, float]:
+    """Max abs difference torch vs ONNX Runtime for every graph on fixed inputs."""
+    import onnxruntime as ort
+
+    m = load_modules(weights)
+    d = Path(onnx_dir) if onnx_dir else Path(weights).parent
+    sess = lambda f: ort.InferenceSession(str(d / f), providers=["CPUExecutionProvider"])  # noqa: E731
+    res: dict[str, float] = {}
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        mel = torch.randn(1, 40, 320, generator=g) * 2 - 9
+        res["audio_encoder"] = float(np.abs(sess("audio_encoder.onnx").run(None, {"mel": mel.numpy()})[0]
+                                            - m.audio(mel).numpy()).max())
+        ref = torch.rand(1, 57, 34, generator=g) * 0.5
+        res["style_encoder"] = float(np.abs(sess("style_encoder.onnx").run(None, {"ref": ref.numpy()})[0]
+                                            - StyleGraph(m)(ref)[0].numpy()).max())
+        z = torch.randn(1, 9, 16, generator=g)
+        dec = LatentDecoder(m.vae, torch.from_numpy(m.mean), torch.from_numpy(m.std))
+        res["decoder"] = float(np.abs(sess("decoder.onnx").run(None, {"z": z.numpy()})[0] - dec(z).numpy()).max())
+        ex = example_inputs(n=13, b=3)
+        for name, den in m.denoisers.items():
+            o = sess(f"denoiser_{name}.onnx").run(None, {k: v.numpy() for k, v in ex.items()})[0]
+            res[f"denoiser_{name}"] = float(np.abs(o - den(**ex).numpy()).max())
+    return res
+
+
+def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None = None) -> Path:
+    """MODEL_CARD.md beside the weights: data, recipe, metrics (a motion_quality.py JSON), sha256 of every file."""
+    d = Path(weights_dir)
+    meta = json.loads((d / "style_e.json").read_text())
+    files = sorted(p for p in d.iterdir() if p.suffix in (".npz", ".onnx", ".json"))
+    lines = ["# Style-E default weights", "",
+             "Motion generator: 16 kHz speech + emotion prompt + talking-style reference -> 34 coefficients/frame "
+             "(DEFAULT_SPEC) at 25 fps. See docs/style_e.md.", "",
+             "## Data", "",
+             f"- synthetic corpus `{meta['config']['corpus']}` ({meta['config']['shards']} shards, "
+             f"{meta['synthetic_utterances']} training utterances; espeak-ng voices only, flite voices held out)",
+             f"- real clips `{meta['config']['real']}` (mouth timing only, jawOpen correlation loss): "
+             f"{len(meta['real_clips'])} clips",
+             "- emotion prompts: the labour-free training descriptions (held-out paraphrases never trained on)", "",
+             "## Recipe", "", "```", json.dumps(meta["config"], indent=1), "```", "",
+             f"teacher: {meta['teacher_steps']} DDIM steps (x0-prediction, cosine schedule, CFG by condition dropout); "
+             f"students {meta['students']} by progressive distillation; total training {meta['train_seconds']} s on "
+             "a shared 2-core CPU.", ""]
+    if metrics:
+        lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
+    lines += ["## Files (sha256)", ""]
+    lines += [f"- `{p.name}` {hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
+    out = d / "MODEL_CARD.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", default="engine/motion/weights/style_e.npz")
+    p.add_argument("--out", default=None, help="output folder (default: beside the weights)")
+    p.add_argument("--metrics", default=None, help="a motion_quality.py JSON to put in the model card")
+    a = p.parse_args(argv)
+    files = export_all(a.weights, a.out)
+    log.info("parity (max abs diff): %s", json.dumps(parity(a.weights, a.out)))
+    log.info("sha256: %s", json.dumps(files, indent=1))
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
+    log.info("wrote %s", write_model_card(Path(a.out) if a.out else Path(a.weights).parent, metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
