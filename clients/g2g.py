@@ -158,3 +158,92 @@ def measure(
     on = speech_onsets(audio_times, audio_level_db)
     op = mouth_openings(frame_times, apertures)
     return G2GResult(on, op, pair_latencies(on, op, max_s, min_s))
+
+
+# ---------------------------------------------------------------------- timing marker
+# An endpoint that supports it stamps a small square in the bottom-right corner of each frame whose
+# grey level encodes the loudness of the audio that plays with that frame (`marker_value`). The
+# receiver reads it back (`read_marker`) and treats the series like a mouth-aperture series: it
+# rises when speech reaches the video, independently of any face tracker. Off unless asked for.
+MARKER_PX = 16  # one 16x16 macroblock: survives VP8/H.264 well
+MARKER_FLOOR_DB = -70.0
+MARKER_RANGE_DB = 60.0
+
+
+def block_level_db(samples: np.ndarray) -> float:
+    """RMS level (dBFS) of one block of PCM; SILENCE_DB for empty or silent blocks."""
+    x = np.asarray(samples, np.float64).reshape(-1)
+    if x.size == 0:
+        return SILENCE_DB
+    rms = float(np.sqrt(np.mean(x * x)))
+    return max(SILENCE_DB, 20.0 * math.log10(rms)) if rms > 0 else SILENCE_DB
+
+
+def marker_value(level_db: float | np.ndarray) -> np.ndarray:
+    """Grey level 0..255 for an audio level: MARKER_FLOOR_DB -> 0, +MARKER_RANGE_DB above it -> 255."""
+    v = (np.asarray(level_db, np.float64) - MARKER_FLOOR_DB) / MARKER_RANGE_DB
+    return np.clip(v, 0.0, 1.0) * 255.0
+
+
+def stamp_marker(image: np.ndarray, value: float, px: int = MARKER_PX) -> np.ndarray:
+    """A copy of an (H, W, 3) uint8 image with a `px` square of grey `value` in its bottom-right corner."""
+    out = np.array(image, np.uint8, copy=True)
+    if out.ndim != 3 or out.shape[0] < px or out.shape[1] < px:
+        raise ValueError(f"image too small for a {px}px marker: {out.shape}")
+    out[-px:, -px:, :] = np.uint8(np.clip(round(float(value)), 0, 255))
+    return out
+
+
+def read_marker(image: np.ndarray, px: int = MARKER_PX) -> float:
+    """The marker's grey level in an (H, W, 3) image (mean of its inner half, away from codec edges)."""
+    img = np.asarray(image)
+    q = px // 4
+    return float(img[-px + q : img.shape[0] - q, -px + q : img.shape[1] - q].mean())
+
+
+def lag_by_xcorr(
+    times_a: np.ndarray,
+    values_a: np.ndarray,
+    times_b: np.ndarray,
+    values_b: np.ndarray,
+    max_lag_s: float = 1.0,
+    step_s: float = 0.005,
+) -> tuple[float, float]:
+    """Delay (ms) of series b behind series a that maximises their Pearson correlation, and that r.
+
+    Both are linearly interpolated onto a `step_s` grid over their common span; lags 0..max_lag_s,
+    the peak refined between grid steps by a parabola through its neighbours.
+    Returns (NaN, NaN) when the series do not overlap enough or are flat.
+    """
+    ta, va = _series(times_a, values_a)
+    tb, vb = _series(times_b, values_b)
+    if ta.size < 2 or tb.size < 2:
+        return math.nan, math.nan
+    lags = np.arange(0.0, max_lag_s + step_s / 2, step_s)
+    lo, hi = max(ta[0], tb[0] - lags[0]), min(ta[-1], tb[-1] - lags[-1])
+    if hi - lo < 10 * step_s:
+        return math.nan, math.nan
+    grid = np.arange(lo, hi, step_s)
+    a = np.interp(grid, ta, va)
+    b = np.interp(grid[None, :] + lags[:, None], tb, vb)  # (lags, grid)
+    a = a - a.mean()
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum() * (b * b).sum(axis=1))
+    if not np.any(den > 0):
+        return math.nan, math.nan
+    r = np.where(den > 0, (b @ a) / np.where(den > 0, den, 1.0), -np.inf)
+    k = int(np.argmax(r))
+    lag = float(lags[k])
+    if 0 < k < lags.size - 1 and np.all(np.isfinite(r[k - 1 : k + 2])):  # parabolic peak: sub-step lag
+        den2 = r[k - 1] - 2 * r[k] + r[k + 1]
+        if den2 < 0:
+            lag += float(np.clip(0.5 * (r[k - 1] - r[k + 1]) / den2, -0.5, 0.5)) * step_s
+    return lag * 1e3, float(r[k])
+
+
+def smooth_level_db(level_db: np.ndarray, hops: int) -> np.ndarray:
+    """Level series averaged in power over `hops` consecutive blocks ('valid' part: n - hops + 1 values)."""
+    p = 10.0 ** (np.asarray(level_db, np.float64) / 10.0)
+    hops = max(1, min(int(hops), p.size)) if p.size else 1
+    m = np.convolve(p, np.ones(hops) / hops, mode="valid")
+    return np.maximum(10.0 * np.log10(np.maximum(m, 1e-12)), SILENCE_DB)

@@ -54,6 +54,7 @@ class ServeConfig:
     max_upload_bytes: int = 8 * MiB  # portrait / art-style / style-clip uploads
     max_g2g_bytes: int = 24 * MiB  # the page's glass-to-glass sample upload
     stats_interval_s: float = 0.5
+    whep_video_delay_ms: float = 0.0  # harness self-check only (s2t bench): WHEP viewers' video this much late
     engine: EngineConfig = field(default_factory=EngineConfig)
 
 
@@ -463,7 +464,12 @@ class Server:
                 if t.kind == "audio":
                     pc.addTrack(EngineAudioTrack(sub))
                 elif t.kind == "video":
-                    pc.addTrack(EngineVideoTrack(sub))
+                    video: Any = EngineVideoTrack(sub)
+                    if self.cfg.whep_video_delay_ms > 0:
+                        from clients.bench.wrap import DelayedTrack
+
+                        video = DelayedTrack(video, self.cfg.whep_video_delay_ms)
+                    pc.addTrack(video)
             await pc.setLocalDescription(await pc.createAnswer())
         except ValueError as e:
             await self._close_viewer(vid)
@@ -571,6 +577,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' for signalling (env S2T_TOKEN)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="portrait/art/style upload limit")
     p.add_argument("--budget-ms", type=float, help="default end-to-end latency budget")
+    p.add_argument("--timing-marker", action="store_true",
+                   help="stamp the glass-to-glass timing marker in a corner of every frame (for s2t bench)")
+    p.add_argument("--video-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # bench self-check only
     p.set_defaults(func=_run)
 
 
@@ -587,5 +596,10 @@ def _run(args: argparse.Namespace) -> int:
                       max_upload_bytes=int(args.max_upload_mb * MiB), engine=ecfg)
     log.info("serving http://%s:%d/ (max %d sessions%s)", cfg.host, cfg.port, cfg.max_sessions,
              ", token required" if cfg.token else "")
-    web.run_app(create_app(cfg), host=cfg.host, port=cfg.port, print=None)
+    factory = None
+    if args.timing_marker or args.video_delay_ms > 0:
+        from clients.bench.wrap import measured_factory
+
+        factory = measured_factory(marker=args.timing_marker, delay_ms=args.video_delay_ms)
+    web.run_app(create_app(cfg, factory), host=cfg.host, port=cfg.port, print=None)
     return 0
