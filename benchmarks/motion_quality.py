@@ -21,19 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import S2TError
+from motion_loso import best_lag_corr, corr  # one copy of the metrics, beside the LOSO script
 
 log = logging.getLogger("motion_quality")
-
-
-def corr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    d = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / d) if d > 1e-12 else 0.0
-
-
-def best_lag_corr(x: np.ndarray, y: np.ndarray, max_lag: int = 4) -> float:
-    n = len(y)
-    return max(corr(x[max(0, -k) : n - max(0, k)], y[max(0, k) : n - max(0, -k)]) for k in range(-max_lag, max_lag + 1))
 
 
 def style_features(c: np.ndarray) -> np.ndarray:

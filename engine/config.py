@@ -107,16 +107,19 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     raise InputError(f"config key {path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is an InputError naming `what` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{what} file {p} is not valid TOML: {e}") from None
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> EngineConfig:
     """Read an EngineConfig from TOML (or defaults when `path` is None), then apply top-level overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"config file not found: {p}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"config file {p} is not valid TOML: {e}") from None
+    data = read_toml(path) if path is not None else {}
     cfg = from_dict(EngineConfig, data)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -7,14 +7,13 @@ targets to run against, the budget, resolution, session count and duration, and 
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.clock import AUDIO_RATE
-from engine.config import EngineConfig, from_dict, load_config
+from engine.config import EngineConfig, from_dict, load_config, read_toml
 from engine.errors import InputError
 
 TARGETS = ("inprocess", "webrtc", "vcam", "endpoint")
@@ -106,12 +105,7 @@ def parse_scenario(data: dict[str, object], where: str = "scenario") -> Scenario
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario TOML file; the file's stem names it unless it sets `name`."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"scenario file not found: {p}")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"scenario file {p} is not valid TOML: {e}") from None
+    data = read_toml(p, "scenario")
     data.setdefault("name", p.stem)
     return parse_scenario(data, str(p))
 
