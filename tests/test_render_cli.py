@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import wave
 from pathlib import Path
 
@@ -177,35 +176,23 @@ def test_unknown_output_format(tmp_path: Path, speech_then_silence: Path, capsys
     _one_error_line(capsys, "unsupported output format")
 
 
-def _landed(module: str, attr: str) -> bool:
-    if importlib.util.find_spec(module) is None:
-        return False
-    return hasattr(importlib.import_module(module), attr)
+def test_render_with_style_e_and_style_a(tmp_path: Path, speech_then_silence: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped Style-E and Style-A weights through the same command, art style at half strength."""
+    out = tmp_path / "se_sa.mp4"
+    pic = asset_path("portrait.png")
+    rc = main(["render", "--audio", str(speech_then_silence), "--motion", "style-e", "--renderer", "style-a",
+               "--art-style", str(pic), "--style-strength", "0.5", "--emotion", "slightly happy", "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert stream_kinds(out) == ["audio", "video"]
+    d = probe_durations(out)
+    assert abs(d["audio"] - d["video"]) <= 1 / FPS
 
 
-@pytest.mark.parametrize(
-    ("flags", "module", "attr"),
-    [
-        (["--motion", "style-e"], "engine.motion.style_e", "load_motion"),
-        (["--renderer", "style-a"], "engine.render", "load_renderer"),
-        (["--style-ref", "{audio}"], "engine.motion.style_e", "load_motion"),
-        (["--art-style", "{portrait}"], "engine.render", "load_renderer"),
-    ],
-)
-def test_stage_not_landed(
-    tmp_path: Path,
-    speech_then_silence: Path,
-    capsys: pytest.CaptureFixture[str],
-    flags: list[str],
-    module: str,
-    attr: str,
-) -> None:
-    if _landed(module, attr):
-        pytest.skip(f"{module}.{attr} has landed; this checks the not-yet-available path")
-    argv = [f.format(audio=speech_then_silence, portrait=asset_path("portrait.png")) for f in flags]
-    rc = main(["render", "--audio", str(speech_then_silence), *argv, "-o", str(tmp_path / "o.mp4")])
+def test_style_strength_out_of_range_is_refused(tmp_path: Path, speech_then_silence: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["render", "--audio", str(speech_then_silence), "--renderer", "style-a", "--art-style",
+               str(asset_path("portrait.png")), "--style-strength", "2", "-o", str(tmp_path / "o.mp4")])
     assert rc != 0
-    _one_error_line(capsys, "not available")
+    _one_error_line(capsys, "strength")
 
 
 def test_faceless_portrait_console_prints_exactly_one_line(tmp_path: Path, speech_then_silence: Path) -> None:
