@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,11 @@ def run(args: argparse.Namespace) -> int:
         "peak": round(float(abs(samples).max()) if samples.size else 0.0, 3),
     }
     if args.json:
-        print(json.dumps(facts))
+        sys.stdout.write(json.dumps(facts) + "\n")
     else:
-        print(
+        sys.stdout.write(
             f"{facts['path']}: {facts['format']}/{facts['codec']}, {facts['duration_s']:.2f} s, "
-            f"{facts['sample_rate']} Hz, {facts['channels']} ch, speech {100 * facts['speech_fraction']:.0f}%"
+            f"{facts['sample_rate']} Hz, {facts['channels']} ch, speech {100 * facts['speech_fraction']:.0f}%\n"
         )
     if facts["speech_fraction"] < 0.05:
         log.warning("almost no speech detected in %s", info.path)
