@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from engine.audio.ingest import decode_audio  # noqa: E402
 from engine.face.tracker import FaceTracker, mouth_aperture_series  # noqa: E402
+from engine.metrics import best_lag_pearson  # noqa: E402
 from engine.motion.baseline import SAMPLE_RATE, BaselineMotion, frame_bounds, speech_per_frame  # noqa: E402
 from engine.spec import DEFAULT_SPEC  # noqa: E402
 
@@ -58,22 +59,6 @@ def read_video(path: Path, max_seconds: float, max_side: int) -> tuple[list[np.n
     return frames, fps
 
 
-def best_lag_r(pred: np.ndarray, real: np.ndarray, max_lag: int = 4) -> tuple[float, int]:
-    """Max Pearson r of pred[t] vs real[t + lag] over |lag| <= max_lag (NaNs in real are skipped)."""
-    best = (-np.inf, 0)
-    n = min(len(pred), len(real))
-    for lag in range(-max_lag, max_lag + 1):
-        a = pred[max(0, -lag) : n - max(0, lag)]
-        b = real[max(0, lag) : n + min(0, lag)]
-        ok = np.isfinite(a) & np.isfinite(b)
-        if ok.sum() < 10 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-            continue
-        r = float(np.corrcoef(a[ok], b[ok])[0, 1])
-        if r > best[0]:
-            best = (r, lag)
-    return best
-
-
 def frame_rms(samples: np.ndarray, fps: float) -> np.ndarray:
     bounds = frame_bounds(len(samples), fps)
     padded = np.zeros(bounds[-1], np.float32)
@@ -92,8 +77,8 @@ def measure_clip(path: Path, args: argparse.Namespace, renderer: Any) -> dict[st
     n = min(len(coeffs), len(real))
     jaw = coeffs[:n, DEFAULT_SPEC.index("jawOpen")].astype(np.float64)
     real = real[:n]
-    r_jaw, lag_jaw = best_lag_r(jaw, real)
-    r_rms, lag_rms = best_lag_r(frame_rms(samples, fps)[:n], real)
+    r_jaw, lag_jaw = best_lag_pearson(jaw, real)
+    r_rms, lag_rms = best_lag_pearson(frame_rms(samples, fps)[:n], real)
     row: dict[str, Any] = {
         "clip": path.name,
         "fps": round(fps, 3),
@@ -107,8 +92,8 @@ def measure_clip(path: Path, args: argparse.Namespace, renderer: Any) -> dict[st
     }
     if renderer is not None:
         rendered = mouth_aperture_series(renderer.render(c) for c in coeffs[:n])
-        r_ren, lag_ren = best_lag_r(rendered, real)
-        r_self, _ = best_lag_r(jaw, rendered, max_lag=0)
+        r_ren, lag_ren = best_lag_pearson(rendered, real)
+        r_self, _ = best_lag_pearson(jaw, rendered, max_lag=0)
         row.update(r_rendered=round(r_ren, 4), lag_rendered=lag_ren, r_jaw_vs_rendered=round(r_self, 4))
     row["wall_s"] = round(time.perf_counter() - t0, 2)
     log.info("%s", row)

@@ -18,18 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.metrics import best_lag_pearson
+from engine.metrics import pearson as corr
+
 log = logging.getLogger("motion_loso")
 
 
-def corr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    d = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / d) if d > 1e-12 else 0.0
-
-
 def best_lag_corr(x: np.ndarray, y: np.ndarray, max_lag: int = 4) -> float:
-    n = len(y)
-    return max(corr(x[max(0, -k) : n - max(0, k)], y[max(0, k) : n - max(0, -k)]) for k in range(-max_lag, max_lag + 1))
+    return best_lag_pearson(x, y, max_lag)[0]
 
 
 def ridge_features(mel: np.ndarray, radius: int = 8) -> np.ndarray:

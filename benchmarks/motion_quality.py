@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import S2TError
-from motion_loso import best_lag_corr, corr  # one copy of the metrics, beside the LOSO script
+from engine.metrics import pearson as corr
+from motion_loso import best_lag_corr
 
 log = logging.getLogger("motion_quality")
 

@@ -86,3 +86,17 @@ async def test_pacer_paces_on_injected_clock() -> None:
     t = asyncio.get_running_loop().time()
     await pacer.wait()
     assert asyncio.get_running_loop().time() - t >= 0.03
+
+
+def test_best_lag_pearson_finds_the_shift_and_skips_nans() -> None:
+    from engine.metrics import best_lag_pearson, pearson
+
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal(300).cumsum()
+    x = np.roll(y, 3)  # x[t] = y[t - 3]: x[t] matches y[t + lag] at lag = -3
+    x[::17] = np.nan
+    r, lag = best_lag_pearson(x, y, max_lag=4)
+    assert lag == -3 and r == pytest.approx(1.0)
+    assert best_lag_pearson(x, y, max_lag=2)[1] != -3  # outside the window it cannot be found
+    assert pearson(np.ones(5), np.arange(5.0)) == 0.0
+    assert best_lag_pearson(np.ones(20), np.arange(20.0)) == (-np.inf, 0)

@@ -19,6 +19,7 @@ from torch import nn
 
 from engine.audio.features import mel_for_video
 from engine.errors import InputError
+from engine.metrics import best_lag_pearson
 from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig, pad_mel
 from engine.motion.denoiser import Denoiser, DenoiserConfig
 from engine.motion.sampler import alpha_sigma
@@ -88,15 +89,7 @@ def av_offset(audio: np.ndarray, jaw: np.ndarray, max_lag: int = 8) -> int:
     from engine.audio.features import rms_envelope
 
     e = np.log(rms_envelope(audio)[: len(jaw)] + 1e-4)
-    n = len(e)
-    y = jaw[:n]
-
-    def r(k: int) -> float:  # corr(jaw[t], env[t + k])
-        a, b = y[: n - k] if k >= 0 else y[-k:], e[k:] if k >= 0 else e[: n + k]
-        a, b = a - a.mean(), b - b.mean()
-        return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
-
-    return max(range(-max_lag, max_lag + 1), key=r)
+    return best_lag_pearson(jaw[: len(e)], e, max_lag, min_points=1)[1]
 
 
 def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: tuple[str, ...] = ("train", "test"),
