@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import time
 from multiprocessing.process import BaseProcess
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -133,26 +134,23 @@ class _RenderHost:
         elif msg.op == "set_quality":
             self.stage.set_quality(quality_from_text(msg.text))
 
-    def work(self, msg: Message) -> list[Message]:
+    def work(self, msg: Message) -> Iterator[Message]:
+        """Yields each frame as soon as it is rendered: frame i of a chunk never waits for frame i+1."""
         if not isinstance(msg, MotionChunk):
             raise TypeError(f"render worker got a {type(msg).__name__}")
-        out: list[Message] = []
         for i, row in enumerate(msg.coeffs):
             t0 = time.perf_counter()
             image = np.ascontiguousarray(self.stage.render(row), np.uint8)
             ms = (time.perf_counter() - t0) * 1e3
-            out.append(
-                VideoFrame(
-                    session=msg.session,
-                    seq=msg.seq + i,
-                    pts=video_pts(msg.seq + i, msg.fps),
-                    capture_time=msg.capture_time,
-                    image=image,
-                    coeffs=row,
-                    timings=(*msg.timings, ("render", ms)),
-                )
+            yield VideoFrame(
+                session=msg.session,
+                seq=msg.seq + i,
+                pts=video_pts(msg.seq + i, msg.fps),
+                capture_time=msg.capture_time,
+                image=image,
+                coeffs=row,
+                timings=(*msg.timings, ("render", ms)),
             )
-        return out
 
 
 def worker_main(role: str, name: str, endpoint: str, config_json: str, parent_pid: int, cache_dir: str = "") -> None:
