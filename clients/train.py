@@ -83,7 +83,7 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--corpus", default="out/corpus", help="an `s2t data synth` corpus")
     s.add_argument("--real", default="out/fit_talking", help="an `s2t data fit` folder of real clips (mouth)")
     s.add_argument("--out", default="engine/motion/weights", help="weights folder to write")
-    s.add_argument("--lookahead", type=int, default=4, help="audio lookahead L in frames (0..16)")
+    s.add_argument("--lookahead", type=int, default=2, help="audio lookahead L in frames (0..16); 2 chosen from the L table in docs/style_e.md")
     s.add_argument("--shards", type=int, default=8, help="synthetic shards to load (~0.3 h each)")
     s.add_argument("--audio-steps", type=int, default=2400)
     s.add_argument("--denoise-steps", type=int, default=5000)
