@@ -35,7 +35,7 @@ class TrainConfig:
 
     corpus: str = "out/corpus"
     real: str = "out/fit_talking"
-    lookahead: int = 4
+    lookahead: int = 2  # L chosen from the lookahead table (docs/style_e.md)
     past: int = 8  # motion frames of past context in the denoiser window
     shards: int = 8  # synthetic shards loaded (each ~0.3 h)
     audio_steps: int = 2500
