@@ -93,6 +93,14 @@ def test_art_style_and_strength(portrait: np.ndarray, renderer: StyleARenderer) 
     assert d_full > 10.0 and 0.2 * d_full < d_half < d_full
 
 
+def test_strength_needs_an_art_picture(portrait: np.ndarray, renderer: StyleARenderer) -> None:
+    """Without an art picture the frame is photographic whatever the strength (strength is the art's share)."""
+    c = _coeffs(0.2)
+    r = StyleARenderer(portrait, size=256, strength=1.0, graphs=renderer.graphs)
+    assert r.effective_strength == 0.0
+    assert np.array_equal(r.render(c), renderer.render(c))
+
+
 def test_style_encoder_names_styles_of_an_unseen_portrait(renderer: StyleARenderer) -> None:
     crop = renderer.model.crop  # the bundled portrait is not among the training style pictures
     hits = [renderer.graphs.encode(crop, prepare_picture(stylize(crop, k, seed=5))).nearest_style == s

@@ -86,6 +86,29 @@ def test_untrained_generator_is_near_identity() -> None:
     assert (out - x).abs().mean() < 0.05
 
 
+def test_keep_detail_low_passes_the_correction() -> None:
+    """At strength 0 the frame is the warp plus a low-passed correction; at strength 1 the raw output."""
+    from engine.render.networks import lowpass
+
+    torch.manual_seed(0)
+    net = StyleA(StyleAConfig(detail_blur=3)).eval()
+    for prm in net.generator.h2.parameters():  # a non-trivial correction (h2 starts at zero)
+        torch.nn.init.normal_(prm, std=0.3)
+    x = to_tensor(_face(64)[None])
+    w = torch.randn(1, net.cfg.w_dim)
+    with torch.no_grad():
+        raw = net.generator(x, w)[0]  # flow weights start at zero: the re-warp is the identity
+        kept = net.generator(x, w, torch.ones(1, 1))[0]
+        half = net.generator(x, w, torch.full((1, 1), 0.5))[0]
+    lo = raw - x
+    for _ in range(3):
+        lo = lowpass(lo)
+    assert (raw - x).abs().mean() > 0.05  # the correction is real, and has detail to remove
+    torch.testing.assert_close(kept, x + lo, atol=1e-5, rtol=0)
+    torch.testing.assert_close(half, 0.5 * (raw + kept), atol=1e-5, rtol=0)
+    assert ((kept - x) - lo).abs().max() < 1e-5 and (raw - x - lo).abs().mean() > 0.01
+
+
 def _tiny_set(n: int = 6, size: int = 64) -> ReenactSet:
     rng = np.random.default_rng(1)
     tg = np.stack([_face(size, i) for i in range(n)])

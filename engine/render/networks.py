@@ -31,6 +31,11 @@ class StyleAConfig:
     ch: tuple[int, int, int] = (12, 24, 48)  # channels at 1/2, 1/4, 1/8 resolution (nothing heavy runs at full size)
     max_flow_px: float = 2.0  # residual flow bound, in pixels
     style_size: int = 128  # art pictures are encoded at this size
+    # keep the warped frame's detail where the art style is off: the refiner's correction is low-passed
+    # (`detail_blur` passes of a 5-tap binomial, σ = √n px) so it fixes colour/shading without moving the edges
+    # the tracker (and a viewer) reads identity from; the share kept is (1 − style strength)
+    keep_detail: bool = True
+    detail_blur: int = 12
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -76,6 +81,14 @@ class ModConv(nn.Module):
             y = y * d[:, :, None, None]
         y = y + self.bias[None, :, None, None]
         return _lrelu(y) if self.act else y
+
+
+def lowpass(x: torch.Tensor) -> torch.Tensor:
+    """Separable 5-tap binomial blur of a B×3×H×W image (replicate border); exports as two depthwise convs."""
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0
+    x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, 5).repeat(3, 1, 1, 1), groups=3)
+    return F.conv2d(x, k.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -162,8 +175,12 @@ class Generator(nn.Module):
         self.h2 = ModConv(16, 12, w, k=1, demod=False, act=False)
         nn.init.zeros_(self.h2.weight)
 
-    def forward(self, warped: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """B×3×H×W (H, W divisible by 8) + B×w_dim -> (frame B×3×H×W in [-1, 1], flow B×2×H×W in pixels)."""
+    def forward(self, warped: torch.Tensor, w: torch.Tensor,
+                keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """B×3×H×W (H, W divisible by 8) + B×w_dim -> (frame B×3×H×W in [-1, 1], flow B×2×H×W in pixels).
+
+        `keep` (B×1, 0..1): share of the re-warped frame's high-frequency detail that replaces the output's.
+        """
         assert_shape(warped, (None, 3, None, None))
         h, wd = warped.shape[2], warped.shape[3]
         x1 = _lrelu(self.e1(warped))
@@ -189,6 +206,14 @@ class Generator(nn.Module):
         z = self.h2(self.h1(torch.cat([y, rewarped], 1), w), w)  # B×12×H×W
         m = z[:, :9].reshape(-1, 3, 3, h, wd)
         out = rewarped + (m * rewarped[:, None]).sum(2) + z[:, 9:]
+        if keep is not None:
+            # out + keep·(hp(rewarped) − hp(out)) with hp = 1 − lowpassⁿ; by linearity one blur chain on the
+            # correction suffices: at keep = 1 the frame is the warp plus the low-passed correction
+            d = rewarped - out
+            lo = d
+            for _ in range(self.cfg.detail_blur):
+                lo = lowpass(lo)
+            out = out + keep[:, :, None, None] * (d - lo)
         return out, flow
 
 
@@ -213,7 +238,11 @@ class StyleA(nn.Module):
         """warped B×3×H×W [-1, 1], coeffs B×34, strength B×1, codes from `encode` -> frame B×3×H×W [-1, 1]."""
         assert_shape(coeffs, (None, self.cfg.coeff_dim))
         w = self.mapping(coeffs, id_code, style_code, strength)
-        return self.generator(warped, w)[0]
+        return self.generator(warped, w, self.keep(strength))[0]
+
+    def keep(self, strength: torch.Tensor) -> torch.Tensor | None:
+        """Share of the warped frame's fine detail kept (B×1), or None when the model was trained without it."""
+        return (1.0 - strength) if self.cfg.keep_detail else None
 
 
 class Discriminator(nn.Module):

@@ -192,6 +192,11 @@ class StyleARenderer:
     def set_strength(self, strength: float) -> None:
         self.strength = check_strength(strength)
 
+    @property
+    def effective_strength(self) -> float:
+        """The strength the graph sees: 0 without an art picture (photographic), else the set strength."""
+        return 0.0 if self._picture is None else self.strength
+
     def set_size(self, size: int) -> None:
         """Render at another size (face model fitted once per size and cached; the codes are size-independent)."""
         size = self._check_size(size)
@@ -221,7 +226,7 @@ class StyleARenderer:
         if not self.refine:
             return warped
         n = len(c)
-        return self.graphs.render(warped, c, np.full((n, 1), self.strength, np.float32),
+        return self.graphs.render(warped, c, np.full((n, 1), self.effective_strength, np.float32),
                                   np.repeat(self.codes.id_code[None], n, 0), np.repeat(self.codes.style_code[None], n, 0))
 
 

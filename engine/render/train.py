@@ -254,7 +254,7 @@ def train(data: ReenactSet, bank: tuple[np.ndarray, np.ndarray], cfg: TrainConfi
         id_code, style_code, _ = net.encode(b["portrait"], b["picture"])
         _, cls_logits = net.style(b["cls_pics"])
         w = net.mapping(b["coeffs"], id_code, style_code, b["strength"])
-        out, flow = net.generator(b["warped"], w)
+        out, flow = net.generator(b["warped"], w, net.keep(b["strength"]))
         loss_rec = recon_loss(out, b["target"], b["mask"], cfg)
         loss_cls = F.cross_entropy(cls_logits, b["cls_labels"])
         loss = loss_rec + 0.2 * loss_cls + cfg.w_flow * flow.abs().mean()
