@@ -18,7 +18,8 @@ def _style_a(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = TrainConfig(steps=args.steps, batch=args.batch, minutes=args.minutes, seed=args.seed, model=StyleAConfig())
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, minutes=args.minutes, seed=args.seed, model=StyleAConfig(),
+                      style_prob=args.style_prob, w_keep=args.w_keep)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = run_recipe(args.data, args.cache, out, cfg, device=device, max_samples=args.max_samples,
@@ -40,6 +41,8 @@ def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--batch", type=int, default=4, help="patches per step")
     s.add_argument("--minutes", type=float, default=22.0, help="wall-clock cap; the LR schedule follows it")
     s.add_argument("--max-samples", type=int, default=100, help="frames sampled per clip")
+    s.add_argument("--style-prob", type=float, default=0.5, help="share of training samples with an art style on the target")
+    s.add_argument("--w-keep", type=float, default=2.0, help="weight of the keep-the-warp's-structure loss (photographic samples)")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     s.add_argument("--seed", type=int, default=0)

@@ -48,6 +48,7 @@ class TrainConfig:
     gan_start: int = 600
     jitter: float = 0.15  # colour augmentation strength (0 = off)
     w_flow: float = 0.1  # L1 on the residual flow (per pixel of displacement): keeps the geometry the coefficients set
+    w_keep: float = 2.0  # L1 between output and warp gradients on the face, weighted by (1 - strength): structure stays the warp's
     seed: int = 0
     minutes: float = 22.0  # wall-clock cap
     log_every: int = 100
@@ -258,6 +259,10 @@ def train(data: ReenactSet, bank: tuple[np.ndarray, np.ndarray], cfg: TrainConfi
         loss_rec = recon_loss(out, b["target"], b["mask"], cfg)
         loss_cls = F.cross_entropy(cls_logits, b["cls_labels"])
         loss = loss_rec + 0.2 * loss_cls + cfg.w_flow * flow.abs().mean()
+        if cfg.w_keep > 0:
+            (ox, oy), (wx, wy) = _grad(out), _grad(b["warped"])
+            kw = (1.0 - b["strength"])[:, :, None, None] * b["mask"]
+            loss = loss + cfg.w_keep * (((ox - wx).abs() * kw[..., :, 1:]).mean() + ((oy - wy).abs() * kw[..., 1:, :]).mean())
         use_gan = step >= cfg.gan_start and cfg.w_adv > 0
         if use_gan:
             logit_f, feat_f = disc(out)
