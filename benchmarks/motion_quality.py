@@ -61,7 +61,8 @@ class Logistic:
         return self._p((x - self.mu) / self.sd).argmax(1)
 
 
-def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int) -> dict[str, object]:  # noqa: ANN001
+def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  # noqa: ANN001
+              guidance: tuple[float, ...] = (), distill: bool = True) -> dict[str, object]:
     from engine.data.styles import STYLE_NAMES
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion
@@ -93,6 +94,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int) ->
                                               "student4": []}
     emo_pred, emo_oracle, sty_pred, text_pred = [], [], [], []
     t_steps = int(model.meta["teacher_steps"])
+    runs: list[tuple[str, str | None, np.ndarray]] = []  # (held-out prompt, training-vocabulary prompt, style) per utt.
     for i, u in enumerate(test):
         audio = u.audio
         same = held[c.text_label[held] == c.text_label[u.text_id]] if u.text_id >= 0 else held[:0]
@@ -108,12 +110,14 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int) ->
         mouth.setdefault(u.voice, []).append(r)
         emo_pred.append(int(emo_clf.predict(emotion_features(out)[None])[0]))
         seen = trainpool[c.text_label[trainpool] == c.text_label[u.text_id]] if u.text_id >= 0 else trainpool[:0]
+        p2 = None
         if len(seen):  # the same label described in the training vocabulary: isolates the text encoder's share
             p2 = c.texts[int(seen[rng.integers(len(seen))])]
             o2 = StyleEMotion(model, cfg, p2, style, 25.0).generate(audio)[: len(u.coeffs)]
             emo_oracle.append((int(emo_clf.predict(emotion_features(o2)[None])[0]), u.emotion))
+        runs.append((prompt, p2, style))
         sty_pred.append(int(sty_clf.predict(style_features(out)[None])[0]))
-        if i % 3 == 0:  # distillation: same inputs, same noise seed, several samplers
+        if distill and i % 3 == 0:  # distillation: same inputs, same noise seed, several samplers
             for name, steps in (("teacher", t_steps), ("student2", 2), ("teacher_2step", -2), ("student1", 1),
                                 ("student4", 4)):
                 m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0), prompt, style, 25.0)
@@ -126,14 +130,45 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int) ->
     res["mouth_corr_synth"] = round(float(np.mean([x for r in mouth.values() for x in r])), 4)
     res["emotion_acc_heldout"] = round(float(np.mean(np.array(emo_pred) == emo_true)), 4)
     res["emotion_text_acc_heldout"] = round(float(np.mean(np.array(text_pred) == emo_true)), 4)
+    pool = primary_of(model.text.projection(c.text_emb[held]))  # the whole held-out pool (MiniLM embeddings)
+    res["emotion_text_acc_heldout_pool"] = round(float(np.mean(pool == c.text_primary[held])), 4)
+    res["heldout_pool_texts"] = len(held)
     res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
     res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
-    res["distill_mouth_corr"] = {k: round(float(np.mean(v)), 4) for k, v in mouth_variants.items() if v}
-    res["distill_utterances"] = len(mouth_variants["teacher"])
-    dm = res["distill_mouth_corr"]
-    res["teacher_vs_2step_corr_drop"] = round(dm["teacher"] - dm["student2"], 4)  # type: ignore[index]
-    res["student2_minus_teacher_2step"] = round(dm["student2"] - dm["teacher_2step"], 4)  # type: ignore[index]
+    if distill:
+        res["distill_mouth_corr"] = {k: round(float(np.mean(v)), 4) for k, v in mouth_variants.items() if v}
+        res["distill_utterances"] = len(mouth_variants["teacher"])
+        dm = res["distill_mouth_corr"]
+        res["teacher_vs_2step_corr_drop"] = round(dm["teacher"] - dm["student2"], 4)  # type: ignore[index]
+        res["student2_minus_teacher_2step"] = round(dm["student2"] - dm["teacher_2step"], 4)  # type: ignore[index]
+    if guidance:
+        res["by_guidance"] = guidance_sweep(model, emo_clf, test, runs, guidance, seed)
     return res
+
+
+def guidance_sweep(model, emo_clf: Logistic, test: list, runs: list, guidance: tuple[float, ...],  # noqa: ANN001
+                   seed: int) -> dict[str, dict[str, float]]:
+    """Emotion accuracy (held-out and training-vocabulary prompts) and jawOpen corr per guidance strength w,
+    2-step student, same utterances, prompts, style codes and noise seeds as the main pass."""
+    from engine.motion.stream import StreamConfig
+    from engine.motion.style_e import StyleEMotion
+
+    out: dict[str, dict[str, float]] = {}
+    for w in guidance:
+        held, train, mouth = [], [], []
+        for i, (u, (prompt, p2, style)) in enumerate(zip(test, runs)):
+            cfg = StreamConfig(chunk=8, steps=2, guidance=w, seed=seed + i)
+            o = StyleEMotion(model, cfg, prompt, style, 25.0).generate(u.audio)[: len(u.coeffs)]
+            held.append(int(emo_clf.predict(emotion_features(o)[None])[0]) == u.emotion)
+            mouth.append(corr(o[:, 0], u.coeffs[: len(o), 0]))
+            if p2 is not None:
+                o2 = StyleEMotion(model, cfg, p2, style, 25.0).generate(u.audio)[: len(u.coeffs)]
+                train.append(int(emo_clf.predict(emotion_features(o2)[None])[0]) == u.emotion)
+        out[str(w)] = {"emotion_acc_heldout": round(float(np.mean(held)), 4),
+                       "emotion_acc_training_vocabulary_prompts": round(float(np.mean(train)), 4) if train else -1.0,
+                       "mouth_corr_synth": round(float(np.mean(mouth)), 4)}
+        log.info("guidance %.2f: %s", w, out[str(w)])
+    return out
 
 
 def speed_and_seams(model, seconds: float, seed: int) -> dict[str, object]:  # noqa: ANN001
@@ -180,10 +215,9 @@ def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dic
     """Full Style-E (shipped denoiser + a fold encoder that never heard the speaker) on each real clip."""
     import dataclasses
 
-    from engine.motion.audio_encoder import AudioEncoder, AudioEncoderConfig
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion
-    from engine.motion.train import load_state
+    from engine.motion.train import load_encoder
 
     info = json.loads(Path(loso_json).read_text())
     card = json.loads((Path(real) / "card.json").read_text())
@@ -196,7 +230,7 @@ def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dic
             if not f.is_file():
                 continue
             with np.load(f, allow_pickle=False) as z:
-                enc = load_state(AudioEncoder(AudioEncoderConfig(lookahead=look)), {n: z[n] for n in z.files}, "audio")
+                enc = load_encoder({n: z[n] for n in z.files}, "audio", look)
             graphs = dataclasses.replace(model.graphs, audio=TorchGraph(enc), lookahead=look)
             m = dataclasses.replace(model, graphs=graphs)
             for clip in card["clips"]:
@@ -243,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loso", default=None, help="JSON written by benchmarks/motion_loso.py (real-speaker folds)")
     p.add_argument("--loso-dir", default="out/style_e/loso", help="the fold encoders motion_loso.py wrote")
     p.add_argument("--skip-synthetic", action="store_true")
+    p.add_argument("--guidance", type=float, nargs="*", default=[], metavar="W",
+                   help="also score emotion accuracy and mouth corr at these guidance strengths (2-step student)")
+    p.add_argument("--skip-distill", action="store_true", help="skip the teacher/student mouth comparison")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     import torch
@@ -255,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     res |= speed_and_seams(model, a.seam_seconds, a.seed)
     res["bad_input"] = bad_inputs(model)
     if not a.skip_synthetic:
-        res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed)
+        res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed, tuple(a.guidance), not a.skip_distill)
     if a.loso and Path(a.loso).is_file():
         info = json.loads(Path(a.loso).read_text())
         table = real_loso(model, a.loso, a.loso_dir, a.real, a.seed)

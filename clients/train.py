@@ -88,7 +88,7 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--out", default="engine/motion/weights", help="weights folder to write")
     s.add_argument("--lookahead", type=int, default=2, help="audio lookahead L in frames (0..16); 2 chosen from the L table in docs/style_e.md")
     s.add_argument("--shards", type=int, default=8, help="synthetic shards to load (~0.3 h each)")
-    s.add_argument("--audio-steps", type=int, default=2400)
+    s.add_argument("--audio-steps", type=int, default=300, help="audio encoder steps (longer memorises the real clips)")
     s.add_argument("--denoise-steps", type=int, default=5000)
     s.add_argument("--minutes", type=float, default=20.0, help="wall-clock cap shared by the stages")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")

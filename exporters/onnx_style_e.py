@@ -4,7 +4,7 @@ audio_encoder(mel f32 1×(T+16)×320) -> cond 1×T×15            (T dynamic; 16
 style_encoder(ref f32 1×T×34 raw coefficients) -> code 1×32, logits 1×S
 denoiser_<name>(x, past 1×N×16, past_mask 1×N×1, audio 1×N×15, t 1, emotion 1×8, style 1×32, cond_mask 1×1, w 1)
     -> x0 1×N×16                                              (batch and N dynamic)
-decoder(z f32 1×T×16) -> coeffs 1×T×34
+decoder(z f32 1×T×16, audio f32 1×T×15 encoder output) -> coeffs 1×T×34   (VAE decode + the encoder's mouth)
 TorchScript exporter, opset 17. The text projection runs in numpy from style_e.npz.
 
     python -m exporters.onnx_style_e --weights engine/motion/weights/style_e.npz
@@ -71,7 +71,8 @@ def export_all(weights: str | Path, out: str | Path | None = None) -> dict[str, 
         _export(StyleGraph(m), (torch.rand(1, 40, 34),), out / "style_encoder.onnx", ["ref"], ["code", "logits"],
                 {"ref": {1: "t"}})
         dec = LatentDecoder(m.vae, torch.from_numpy(m.mean), torch.from_numpy(m.std))
-        _export(dec, (torch.randn(1, 12, 16),), out / "decoder.onnx", ["z"], ["coeffs"], {"z": {1: "t"}, "coeffs": {1: "t"}})
+        _export(dec, (torch.randn(1, 12, 16), torch.rand(1, 12, 15)), out / "decoder.onnx", ["z", "audio"], ["coeffs"],
+                {"z": {1: "t"}, "audio": {1: "t"}, "coeffs": {1: "t"}})
         ex = example_inputs()
         names = list(ex)
         for name, den in m.denoisers.items():
@@ -100,9 +101,10 @@ def parity(weights: str | Path, onnx_dir: str | Path | None = None) -> dict[str,
         ref = torch.rand(1, 57, 34, generator=g) * 0.5
         res["style_encoder"] = float(np.abs(sess("style_encoder.onnx").run(None, {"ref": ref.numpy()})[0]
                                             - StyleGraph(m)(ref)[0].numpy()).max())
-        z = torch.randn(1, 9, 16, generator=g)
+        z, cond = torch.randn(1, 9, 16, generator=g), torch.rand(1, 9, 15, generator=g)
         dec = LatentDecoder(m.vae, torch.from_numpy(m.mean), torch.from_numpy(m.std))
-        res["decoder"] = float(np.abs(sess("decoder.onnx").run(None, {"z": z.numpy()})[0] - dec(z).numpy()).max())
+        res["decoder"] = float(np.abs(sess("decoder.onnx").run(None, {"z": z.numpy(), "audio": cond.numpy()})[0]
+                                      - dec(z, cond).numpy()).max())
         ex = example_inputs(n=13, b=3)
         for name, den in m.denoisers.items():
             o = sess(f"denoiser_{name}.onnx").run(None, {k: v.numpy() for k, v in ex.items()})[0]
@@ -118,12 +120,23 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     lines = ["# Style-E default weights", "",
              "Motion generator: 16 kHz speech + emotion prompt + talking-style reference -> 34 coefficients/frame "
              "(DEFAULT_SPEC) at 25 fps. See docs/style_e.md.", "",
+             "This card covers every file in this folder. `style_e.npz` holds the torch weights of all parts (teacher, "
+             "4/2/1-step students, audio encoder, VAE, text projection, style encoder) as plain arrays "
+             "(`np.load(..., allow_pickle=False)`); `s2t train style-e --audio-only`, the exporter and the ONNX parity "
+             "test read it. At run time the `.onnx` graphs and `style_e.json` do the work; from `style_e.npz` the runtime reads only the text projection and the normalisation arrays. Made by `s2t train style-e` "
+             "(recipe below).", "",
+             f"Mouth: {meta.get('mouth', 'VAE decode')}; jawOpen comes from the audio encoder alone "
+             "(engine/motion/vae.py ENCODER_ONLY).", "",
              "## Data", "",
              f"- synthetic corpus `{meta['config']['corpus']}` ({meta['config']['shards']} shards, "
-             f"{meta['synthetic_utterances']} training utterances; espeak-ng voices only, flite voices held out)",
-             f"- real clips `{meta['config']['real']}` (mouth timing only, jawOpen correlation loss): "
-             f"{len(meta['real_clips'])} clips",
-             "- emotion prompts: the labour-free training descriptions (held-out paraphrases never trained on)", "",
+             f"{meta['synthetic_utterances']} training utterances; espeak-ng voices only, flite voices held out); in "
+             "the audio encoder only for the 13 mouth channels other than jawOpen",
+             f"- real clips `{meta['config']['real']}` (audio encoder jawOpen: z-scored per clip, MSE + (1 - r) over "
+             f"3 s segments; each clip shifted so its jaw leads the audio envelope by {meta.get('real_jaw_lead', '?')} "
+             "frames, train.align_reals): "
+             f"{len(meta['real_clips'])} clips, all speakers",
+             "- emotion prompts: the labour-free training descriptions (held-out paraphrases never trained on)"
+             + (f"; text projection: {meta['text_projection']}" if "text_projection" in meta else ""), "",
              "## Recipe", "", "```", json.dumps(meta["config"], indent=1), "```", "",
              f"teacher: {meta['teacher_steps']} DDIM steps (x0-prediction, cosine schedule, CFG by condition dropout); "
              f"students {meta['students']} by progressive distillation; total training {meta['train_seconds']} s on "

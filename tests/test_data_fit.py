@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.fit import _resample, fit_directory, fit_video, manifest_rows, speaker_of
+from engine.data.fit import _resample, fit_directory, fit_video, frame_times, manifest_rows, read_frames_timed, speaker_of
 from engine.errors import NoFaceError
 
 
@@ -69,10 +69,39 @@ def test_partial_face_video_with_silent_audio(shared_data: Path, tmp_path: Path)
 def test_resample_to_25fps_interpolates_over_gaps() -> None:
     c = np.arange(6, dtype=np.float32)[:, None].repeat(34, 1)
     valid = np.array([True, True, False, False, True, True])
-    out, v = _resample(c, valid, 30.0, 5)
+    out, v = _resample(c, valid, (np.arange(6) + 0.5) / 30.0, 5)
     assert out.shape == (5, 34) and v.dtype == bool
     assert np.all(np.diff(out[:, 0]) > 0)  # monotone ramp, gap bridged linearly
     assert not v.all() and v[0]
+
+
+def test_variable_frame_rate_uses_pts(tmp_path: Path) -> None:
+    """Frames sit at their presentation times (VFR steps, late start), not at i/fps."""
+    import av
+    from fractions import Fraction
+
+    pts = [1, 2, 3, 5, 6, 8, 9]  # in 1/30 s: steps of one and two frame intervals, first frame at 1/30 s
+    with av.open(str(tmp_path / "vfr.mp4"), "w") as c:
+        vs = c.add_stream("mpeg4", rate=30)
+        vs.width = vs.height = 64
+        vs.pix_fmt, vs.time_base = "yuv420p", Fraction(1, 30)
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 30)
+            for p in vs.encode(f):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+    frames, times, _fps = read_frames_timed(tmp_path / "vfr.mp4")
+    assert len(frames) == 7
+    np.testing.assert_allclose(times * 30, [1.5, 2.5, 4.0, 5.5, 7.0, 8.5, 9.5], atol=0.03)  # centres, within 1 ms
+    # a ramp sampled at those times resamples to the true ramp on the 25 fps grid (i/fps spacing would not)
+    ramp = times[:, None].repeat(34, 1).astype(np.float32)
+    out, _ = _resample(ramp, np.ones(7, bool), times, 7)
+    t_out = (np.arange(7) + 0.5) / 25
+    inside = (t_out >= times[0]) & (t_out <= times[-1])
+    np.testing.assert_allclose(out[inside, 0], t_out[inside], atol=1e-4)
+    np.testing.assert_allclose(frame_times(np.array([0.0, 0.1, 0.1]), 10.0), [0.05, 0.15, 0.25])  # bad pts: i/fps
 
 
 def test_manifest_licences_and_speakers(shared_data: Path) -> None:

@@ -37,6 +37,17 @@ class ClipFit:
 
 def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], float]:
     """All RGB frames of a video and its frame rate; InputError if unreadable or empty."""
+    frames, _times, fps = read_frames_timed(path, max_frames)
+    return frames, fps
+
+
+def read_frames_timed(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """RGB frames, each frame's centre time in seconds on the audio clock, and the average frame rate.
+
+    A frame is shown from its pts to the next frame's pts; its time is the middle of that span, measured
+    from the audio stream's start (so variable-frame-rate videos and a video stream that starts later than
+    the audio keep lip/audio timing). InputError if unreadable or empty.
+    """
     import av
 
     p = Path(path)
@@ -48,27 +59,43 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[n
                 raise InputError(f"no video stream in {p}")
             s = c.streams.video[0]
             fps = float(s.average_rate or s.guessed_rate or FPS)
-            frames = []
+            a = c.streams.audio[0] if c.streams.audio else None
+            t0 = float(a.start_time * a.time_base) if a is not None and a.start_time is not None else 0.0
+            frames, pts = [], []
             for f in c.decode(s):
                 frames.append(f.to_ndarray(format="rgb24"))
+                pts.append(float(f.pts * f.time_base) if f.pts is not None and f.time_base is not None else np.nan)
                 if max_frames and len(frames) >= max_frames:
                     break
     except av.error.FFmpegError as e:
         raise InputError(f"cannot read video {p}: {e}") from None
     if not frames:
         raise InputError(f"video has no frames: {p}")
-    return frames, fps
+    return frames, frame_times(np.array(pts, np.float64), fps) - t0, fps
 
 
-def _resample(coeffs: np.ndarray, valid: np.ndarray, src_fps: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Linear interpolation of valid source frames onto the 25 fps grid (frame centres)."""
-    t_src = (np.arange(len(coeffs)) + 0.5) / src_fps
+def frame_times(pts: np.ndarray, fps: float) -> np.ndarray:
+    """Frame centre times (s) from presentation times; i/fps spacing where pts are missing or not increasing."""
+    n = len(pts)
+    if n == 0 or not np.isfinite(pts).all() or (n > 1 and np.any(np.diff(pts) <= 0)):
+        start = float(pts[0]) if n and np.isfinite(pts[0]) else 0.0
+        return start + (np.arange(n) + 0.5) / fps
+    step = np.diff(pts)
+    last = float(np.median(step)) if n > 1 else 1.0 / fps
+    return pts + 0.5 * np.append(step, last)
+
+
+def _resample(coeffs: np.ndarray, valid: np.ndarray, t_src: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of valid source frames (centre times `t_src`, s) onto the 25 fps grid (frame centres)."""
+    t_src = np.asarray(t_src, np.float64)
     t_out = (np.arange(n_out) + 0.5) / FPS
     ok = np.flatnonzero(valid)
     out = np.empty((n_out, coeffs.shape[1]), np.float32)
     for k in range(coeffs.shape[1]):  # 34 channels: np.interp is 1-D
         out[:, k] = np.interp(t_out, t_src[ok], coeffs[ok, k])
-    nearest = np.clip(np.round(t_out * src_fps - 0.5).astype(np.int64), 0, len(valid) - 1)
+    right = np.clip(np.searchsorted(t_src, t_out), 0, len(t_src) - 1)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(t_out - t_src[left]) < np.abs(t_src[right] - t_out), left, right)  # closest centre
     return out, valid[nearest]
 
 
@@ -81,7 +108,7 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     from engine.face.model import FaceModel
     from engine.face.tracker import FaceTracker
 
-    frames, fps = read_frames(path, max_frames)
+    frames, times, fps = read_frames_timed(path, max_frames)
     lms = np.full((len(frames), 478, 3), np.nan, np.float32)
     first = -1
     with FaceTracker(static_image_mode=False) as trk:
@@ -110,9 +137,10 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     except AudioError as e:
         log.warning("%s: no usable audio (%s); coefficients only", Path(path).name, e)
         audio = None
-    dur = len(frames) / fps
+    step = times[-1] - times[-2] if len(times) > 1 else 1.0 / fps
+    dur = float(times[-1]) + 0.5 * step  # end of the last frame on the audio clock
     n_out = int(np.ceil(dur * FPS - 1e-6))
-    c25, v25 = _resample(coeffs, good, fps, n_out)
+    c25, v25 = _resample(coeffs, good, times, n_out)
     log.info("%s: %d frames @ %.1f fps, %d without face, median err %.2f%% IOD", Path(path).name, len(frames),
              fps, int((~good).sum()), 100 * float(np.nanmedian(errors)))
     return ClipFit(Path(path).stem, c25, v25, errors, fps, audio)
@@ -141,11 +169,27 @@ def speaker_of(name: str, notes: str) -> str:
     return name
 
 
+def write_clip(fit: ClipFit, file: str, odir: Path, info: dict[str, str]) -> dict[str, object]:
+    """Write odir/<clip>.npz (coeffs, valid, errors, + audio int16 and mel when the video has audio); its card row."""
+    from engine.audio.features import mel_for_video
+
+    arrays: dict[str, np.ndarray] = {"coeffs": fit.coeffs, "valid": fit.valid, "errors": fit.errors}
+    if fit.audio is not None:
+        arrays["audio"] = np.round(np.clip(fit.audio, -1, 1) * 32767).astype(np.int16)
+        mel = mel_for_video(fit.audio, FPS)
+        n = min(len(mel), len(fit.coeffs))
+        arrays["mel"] = mel[:n].astype(np.float16)
+    np.savez(odir / f"{fit.name}.npz", **arrays)
+    return {"clip": fit.name, "file": file, "frames_25fps": len(fit.coeffs), "src_fps": fit.src_fps,
+            "seconds": round(len(fit.coeffs) / FPS, 3), "faceless_frames": int(np.isnan(fit.errors).sum()),
+            "median_error_iod": round(fit.median_error, 5), "has_audio": fit.audio is not None,
+            "speaker": speaker_of(fit.name, info.get("notes", "")), "source": info.get("source", "unknown"),
+            "license": info.get("license", "unknown (not in MANIFEST.md)")}
+
+
 def fit_directory(videos: str | Path, out: str | Path, size: int = 256, max_frames: int | None = None,
                   manifest: str | Path | None = None) -> dict[str, object]:
     """Fit every video in `videos`; write out/<clip>.npz and out/card.json (median reprojection error)."""
-    from engine.audio.features import mel_for_video
-
     vdir, odir = Path(videos), Path(out)
     if not vdir.is_dir():
         raise InputError(f"--videos must be a directory: {vdir}")
@@ -164,21 +208,8 @@ def fit_directory(videos: str | Path, out: str | Path, size: int = 256, max_fram
             log.warning("skipping %s: %s", f.name, e)
             failed.append({"file": f.name, "error": str(e)})
             continue
-        info = man.get(f.name, {})
-        arrays: dict[str, np.ndarray] = {"coeffs": fit.coeffs, "valid": fit.valid, "errors": fit.errors}
-        if fit.audio is not None:
-            arrays["audio"] = np.round(np.clip(fit.audio, -1, 1) * 32767).astype(np.int16)
-            mel = mel_for_video(fit.audio, FPS)
-            n = min(len(mel), len(fit.coeffs))
-            arrays["mel"] = mel[:n].astype(np.float16)
-        np.savez(odir / f"{fit.name}.npz", **arrays)
-        e = fit.errors[np.isfinite(fit.errors)]
-        all_err.append(e)
-        clips.append({"clip": fit.name, "file": f.name, "frames_25fps": len(fit.coeffs), "src_fps": fit.src_fps,
-                      "seconds": round(len(fit.coeffs) / FPS, 3), "faceless_frames": int(np.isnan(fit.errors).sum()),
-                      "median_error_iod": round(fit.median_error, 5), "has_audio": fit.audio is not None,
-                      "speaker": speaker_of(fit.name, info.get("notes", "")), "source": info.get("source", "unknown"),
-                      "license": info.get("license", "unknown (not in MANIFEST.md)")})
+        clips.append(write_clip(fit, f.name, odir, man.get(f.name, {})))
+        all_err.append(fit.errors[np.isfinite(fit.errors)])
     errs = np.concatenate(all_err) if all_err else np.zeros(0)
     card = {"clips": clips, "failed": failed, "videos_dir": str(vdir), "spec": DEFAULT_SPEC.to_dict(),
             "fps": FPS, "median_reprojection_error_iod": round(float(np.median(errs)), 5) if errs.size else None,

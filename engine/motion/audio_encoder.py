@@ -34,6 +34,14 @@ class AudioEncoderConfig:
         return 2 * self.radius - self.lookahead
 
 
+class FrameNorm(nn.LayerNorm):
+    """LayerNorm over channels of each frame of (B, C, T): unlike GroupNorm it does not pool over time, so a
+    streaming window of K + 16 frames gives exactly the offline output (no dependence on the window length)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class AudioEncoder(nn.Module):
     """(B, T + past + lookahead, 320) normalised log-mel -> (B, T, AUDIO_COND); valid convolutions only."""
 
@@ -45,13 +53,21 @@ class AudioEncoder(nn.Module):
         self.cfg = cfg
         self.inp = nn.Conv1d(MEL_DIM, c, 1)
         self.convs = nn.ModuleList([nn.Conv1d(c, c, 3, dilation=d) for d in (1, 2, 4, 1)])
-        self.norms = nn.ModuleList([nn.GroupNorm(1, c) for _ in range(4)])
+        self.norms = nn.ModuleList([FrameNorm(c) for _ in range(4)])
         self.out = nn.Conv1d(c, N_MOUTH, 1)
         self.drop = nn.Dropout(cfg.dropout)
         self.register_buffer("mel_mean", torch.zeros(()))
         self.register_buffer("mel_std", torch.ones(()))
+        # per-channel map of the raw head onto the synthetic coefficient scale (the jaw trains in z units)
+        self.register_buffer("mouth_scale", torch.ones(N_MOUTH))
+        self.register_buffer("mouth_bias", torch.zeros(N_MOUTH))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        out = self.raw(mel)
+        return torch.cat([out[..., :N_MOUTH] * self.mouth_scale + self.mouth_bias, out[..., N_MOUTH:]], -1)
+
+    def raw(self, mel: torch.Tensor) -> torch.Tensor:
+        """Like forward, without the mouth_scale/mouth_bias map (training units)."""
         x = (mel - self.mel_mean) / self.mel_std
         energy = x.mean(-1, keepdim=True)[:, 2 * self.cfg.radius :]  # (B, T, 1)
         h = self.inp(x.transpose(1, 2))

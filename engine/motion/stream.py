@@ -1,7 +1,8 @@
 """Style-E streaming runtime: numpy loop over ONNX Runtime graphs, K new frames per chunk, L lookahead, P past.
 
 Per chunk: log-mel of the last (K + 18) audio frames -> audio encoder (K rows) -> the sampler over a
-window of P past latents (the ones this stream already emitted) + K new ones -> causal latent decoder.
+window of P past latents (the ones this stream already emitted) + K new ones -> causal latent decoder, which
+adds the audio encoder's mouth channels to the decoded residual motion.
 Output frames lag the input by L frames (the lookahead): `step` returns the motion of frames
 [n-K-L, n-L) after audio frames [n-K, n) arrive. Emotion and style codes glide to a new target with
 time constant `blend_s`, and every window is conditioned on the motion already sent, so chunk seams
@@ -193,7 +194,8 @@ class StyleEStream:
                           float(sch.sigmas[i + 1])).astype(np.float32)
         new = x[0, p:]
         z = np.concatenate([self._lat[p - DECODER_CONTEXT :], new])[None]
-        coeffs = self.g.decoder.run({"z": z})[0][0, DECODER_CONTEXT:]
+        a = np.concatenate([self._cond[p - DECODER_CONTEXT :], cond])[None].astype(np.float32)
+        coeffs = self.g.decoder.run({"z": z, "audio": a})[0][0, DECODER_CONTEXT:]  # + the encoder's mouth
         self._lat = np.concatenate([self._lat, new])[-p:]
         self._cond = np.concatenate([self._cond, cond])[-p:]
         self._have = min(self._have + k, p)

@@ -81,7 +81,8 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
         if f"{key}.0.weight" not in z.files:
             raise NotAvailableError(f"these Style-E weights have no projection for the {'CLIP' if clip_path else 'MiniLM'} "
                                     "text encoder (only a MiniLM projection is shipped); train one with "
-                                    "engine.motion.train.train_text_projection on CLIP embeddings")
+                                    "engine.motion.text_train.retrain_text_projection(weights, key='text_clip', "
+                                    "embed=clip_embed(path))")
         proj = Projection(z[f"{key}.0.weight"].T.copy(), z[f"{key}.0.bias"], z[f"{key}.2.weight"].T.copy(),
                           z[f"{key}.2.bias"])
         neutral = z["neutral_style"] if "neutral_style" in z.files else np.zeros(STYLE_DIM, np.float32)

@@ -2,7 +2,8 @@
 
 The emotion code is 8 per-emotion weights (EMOTIONS order, summing to 1; neutral takes what the
 prompt does not claim), predicted by a small learned projection: raw MiniLM cosine does not separate
-emotions (LEARNINGS), the projection trained on the labour-free descriptions does.
+emotions (LEARNINGS), the projection trained on the labour-free descriptions plus a large training lexicon
+does (engine.motion.text_train, which also retrains it inside an existing style_e.npz).
 """
 
 from __future__ import annotations

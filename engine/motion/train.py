@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,13 @@ from torch import nn
 from engine.audio.features import mel_for_video
 from engine.errors import InputError
 from engine.metrics import best_lag_pearson
-from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig, pad_mel
+from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig
+from engine.motion.audio_train import encode_audio, train_audio_encoder
 from engine.motion.denoiser import Denoiser, DenoiserConfig
 from engine.motion.sampler import alpha_sigma
 from engine.motion.style_encoder import StyleEncoder
+from engine.motion.text_encoder import minilm_embed
+from engine.motion.text_train import train_projection
 from engine.motion.vae import MotionVAE
 
 log = logging.getLogger(__name__)
@@ -38,16 +41,18 @@ class TrainConfig:
     lookahead: int = 2  # L chosen from the lookahead table (docs/style_e.md)
     past: int = 8  # motion frames of past context in the denoiser window
     shards: int = 8  # synthetic shards loaded (each ~0.3 h)
-    audio_steps: int = 2500
+    audio_steps: int = 300  # the encoder memorises the real clips: more steps do not help held-out speakers
     vae_steps: int = 1500
-    text_steps: int = 800
+    text_steps: int = 3000  # same as `python -m engine.motion.text_train`
     denoise_steps: int = 5000
     batch: int = 48
-    real_share: float = 0.5  # share of audio-encoder segments drawn from real clips
-    audio_dropout: float = 0.0
+    real_share: float = 0.75  # share of audio-encoder segments from real clips (the rest: synthetic, 13 channels)
+    audio_dropout: float = 0.1
+    audio_channels: int = 128  # audio encoder width
     seed: int = 0
     exclude_speakers: tuple[str, ...] = ()  # leave-one-speaker-out: never train on these
-    align_real: bool = True  # correct each real clip's audio/video offset before training (av_offset)
+    align_real: bool = True  # bring each real clip's jaw lead to the common one before training (align_reals)
+    real_lead: int = 0  # jaw lead (frames) the real clips are aligned to (-1: their median); 0 measured best
     minutes: float = 20.0
 
 
@@ -65,6 +70,7 @@ class Utt:
     voice: str
     audio: np.ndarray | None = None  # (N,) float32 16 kHz, only with load_corpus(keep_audio=True)
     cond: np.ndarray | None = None  # (T, 15) audio encoder output
+    motion: np.ndarray | None = None  # (T, 34) what the VAE/denoiser model: coeffs minus the encoder's mouth (motion_target)
     latent: np.ndarray | None = None  # (T, 16) unit-scaled VAE means
 
 
@@ -77,6 +83,7 @@ class Corpus:
     text_held: np.ndarray  # (n_texts,) bool
     text_primary: np.ndarray
     texts: list[str] = field(default_factory=list)
+    real_lead: int = 0  # jaw lead (frames) the real clips were aligned to
 
 
 def av_offset(audio: np.ndarray, jaw: np.ndarray, max_lag: int = 8) -> int:
@@ -92,9 +99,34 @@ def av_offset(audio: np.ndarray, jaw: np.ndarray, max_lag: int = 8) -> int:
     return best_lag_pearson(jaw[: len(e)], e, max_lag, min_points=1)[1]
 
 
+def align_reals(reals: list[Utt], lead: int | None = None) -> tuple[list[Utt], int]:
+    """Shift each clip's coefficients so its jaw leads the audio envelope by the same `lead` frames.
+
+    The fitted jaw leads the envelope by a clip-specific -1..8 frames (median 4): part anticipation (the
+    mouth opens before the sound), part recording offsets. `lead` None aligns to the clips' median lead;
+    TrainConfig uses lead 0 (jaw in step with the envelope), which scored better on held-out speakers and
+    on flite voices (docs/style_e.md). Clips whose jaw does not move keep their timing and do not vote.
+    Needs `audio` on every Utt.
+    """
+    ks = [av_offset(u.audio, u.coeffs[:, 0]) if u.coeffs[:, 0].std() > 1e-3 else None for u in reals]  # type: ignore[arg-type]
+    moving = [k for k in ks if k is not None]
+    target = int(lead if lead is not None else round(float(np.median(moving))) if moving else 0)
+    out = []
+    for u, k in zip(reals, ks):
+        d = 0 if k is None else k - target  # delay the coefficients by d frames
+        c = u.coeffs
+        c = np.concatenate([np.repeat(c[:1], d, 0), c[: len(c) - d]]) if d > 0 else \
+            np.concatenate([c[-d:], np.repeat(c[-1:], -d, 0)]) if d < 0 else c
+        out.append(replace(u, coeffs=c))
+    log.info("real clips aligned to a jaw lead of %d frames (clip leads %s)", target, ks)
+    return out, target
+
+
 def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: tuple[str, ...] = ("train", "test"),
-                exclude_speakers: tuple[str, ...] = (), keep_audio: bool = False, align_real: bool = False) -> Corpus:
-    """Read `shards` synthetic shards (the given splits) and every fitted real clip into memory."""
+                exclude_speakers: tuple[str, ...] = (), keep_audio: bool = False, align_real: bool = False,
+                lead: int = -1) -> Corpus:
+    """Read `shards` synthetic shards (the given splits) and every fitted real clip into memory (`align_real`:
+    jaw lead aligned to `lead` frames, or to the loaded clips' median lead when `lead` < 0; see align_reals)."""
     root = Path(root)
     if not (root / "index.json").is_file():
         raise InputError(f"not a corpus (no index.json): {root}; build one with `s2t data synth`")
@@ -119,6 +151,7 @@ def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: 
                              int(d["emotion_id"][j]), int(d["style_id"][j]), int(d["text_id"][j]), str(r["split"]),
                              str(r["voice"]), a if keep_audio else None))
     reals: list[Utt] = []
+    target_lead = 0
     if real is not None:
         card = json.loads((Path(real) / "card.json").read_text())
         for clip in card["clips"]:
@@ -132,19 +165,19 @@ def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: 
             if not valid[:n].all():  # hold the last valid frame over tracking gaps
                 idx = np.maximum.accumulate(np.where(valid[:n], np.arange(n), 0))
                 c = c[idx]
-            if align_real:  # shift the coefficients so the jaw lines up with the audio (see av_offset)
-                k = av_offset(z_audio, c[:, 0])
-                c = np.concatenate([np.repeat(c[:1], k, 0), c[: n - k]]) if k > 0 else \
-                    np.concatenate([c[-k:], np.repeat(c[-1:], -k, 0)]) if k < 0 else c
             reals.append(Utt(mel[:n].reshape(n, MEL_DIM).astype(np.float16), c, np.eye(8, dtype=np.float32)[0], 0,
-                             -1, -1, str(clip["speaker"]), str(clip["clip"]),
-                             z_audio if keep_audio else None))
+                             -1, -1, str(clip["speaker"]), str(clip["clip"]), z_audio))
+        if align_real:
+            reals, target_lead = align_reals(reals, None if lead < 0 else lead)
+        if not keep_audio:
+            for u in reals:
+                u.audio = None
     with np.load(root / "texts.npz", allow_pickle=False) as t:
         emb = t["embedding"].astype(np.float32)
         label = t["primary"].astype(np.int64) * 100 + t["level"].astype(np.int64) * 10 + t["secondary"]
         held, primary, texts = t["heldout"].astype(bool), t["primary"].astype(np.int64), [str(x) for x in t["text"]]
     log.info("corpus: %d synthetic utterances (%s), %d real clips", len(synth), ",".join(splits), len(reals))
-    return Corpus(synth, reals, emb, label, held, primary, texts)
+    return Corpus(synth, reals, emb, label, held, primary, texts, target_lead)
 
 
 class Progress:
@@ -169,87 +202,16 @@ class Progress:
         return True
 
 
-def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-row Pearson r over the last axis."""
-    a = a - a.mean(-1, keepdim=True)
-    b = b - b.mean(-1, keepdim=True)
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + 1e-6)
+def motion_target(coeffs: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    """What the VAE and denoiser model: the coefficients minus the audio encoder's 14 mouth channels.
 
-
-def augment_mel(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Log-mel augmentation in place of audio augmentation: gain, spectral tilt, additive noise, SpecAugment."""
-    b = x.shape[0]
-    v = x.view(b, x.shape[1], 4, 80)
-    gain = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 2.8
-    tilt = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * torch.linspace(-1.5, 1.5, 80)
-    noise = torch.log(torch.tensor(1e-5)) + torch.rand(b, 1, 1, 1, generator=g) * 6.0
-    v = torch.logaddexp(v + gain + tilt, noise.expand_as(v))
-    f0 = torch.randint(0, 70, (b,), generator=g)
-    fw = torch.randint(0, 10, (b,), generator=g)
-    bins = torch.arange(80)
-    fmask = (bins[None] >= f0[:, None]) & (bins[None] < (f0 + fw)[:, None])
-    v = torch.where(fmask[:, None, None, :], v.mean(), v)
-    return v.reshape_as(x)
-
-
-def _segment(u: Utt, s: int, length: int, past: int, look: int) -> np.ndarray:
-    padded = pad_mel(u.mel.reshape(-1, 4, 80), past, look)
-    return padded[s : s + length + past + look]
-
-
-def train_audio_encoder(c: Corpus, cfg: TrainConfig, lookahead: int, steps: int, seconds: float,
-                        seg: int = 64) -> AudioEncoder:
-    """Mouth from audio: (1 - r) on jawOpen for real clips (scale-free: fits differ in scale per speaker),
-    MSE on the 14 mouth channels + (1 - r) on jawOpen for synthetic utterances."""
-    torch.manual_seed(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    enc = AudioEncoder(AudioEncoderConfig(lookahead=lookahead, dropout=cfg.audio_dropout))
-    synth = [u for u in c.synth if u.split == "train" and len(u.coeffs) >= seg]
-    real = [u for u in c.real if len(u.coeffs) >= seg]
-    allmel = np.concatenate([u.mel[::7] for u in synth[:300] + real]).astype(np.float32)
-    enc.mel_mean.fill_(float(allmel.mean()))
-    enc.mel_std.fill_(float(allmel.std()))
-    past, look = enc.cfg.past, enc.cfg.lookahead
-    pads = {id(u): pad_mel(u.mel.reshape(-1, 4, 80), past, look) for u in synth + real}
-    real_w = np.array([len(u.coeffs) for u in real], np.float64)
-    opt = torch.optim.AdamW(enc.parameters(), 2e-3, weight_decay=1e-2)
-    prog = Progress(opt, 2e-3, steps, seconds)
-    enc.train()
-    t0 = time.perf_counter()
-    n_real = int(round(cfg.batch * cfg.real_share)) if real else 0
-    step = 0
-    while prog.step(step):
-        xs, ys = [], []
-        for i in range(cfg.batch):
-            u = real[rng.choice(len(real), p=real_w / real_w.sum())] if i < n_real else synth[rng.integers(len(synth))]
-            s = int(rng.integers(0, len(u.coeffs) - seg + 1))
-            xs.append(pads[id(u)][s : s + seg + past + look])
-            ys.append(u.coeffs[s : s + seg, :N_MOUTH])
-        x = augment_mel(torch.from_numpy(np.stack(xs).astype(np.float32)), g)
-        y = torch.from_numpy(np.stack(ys))
-        out = enc(x)[..., :N_MOUTH]
-        r = pearson(out[..., 0], y[..., 0])
-        ok = (y[..., 0].std(-1) > 1e-3).float()
-        loss_r = ((1 - r) * ok).sum() / ok.sum().clamp(min=1)
-        loss_mse = ((out[n_real:] - y[n_real:]) ** 2).mean() * 10.0 if n_real < cfg.batch else out.sum() * 0
-        loss = loss_r + loss_mse
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
-        opt.step()
-        if step % 250 == 0:
-            log.info("audio L=%d step %d loss_r %.3f mse %.4f (%.0f s)", lookahead, step, loss_r.item(),
-                     loss_mse.item(), time.perf_counter() - t0)
-        step += 1
-    log.info("audio encoder L=%d: %d steps in %.0f s", lookahead, step, time.perf_counter() - t0)
-    return enc.eval()
-
-
-@torch.no_grad()
-def encode_audio(enc: AudioEncoder, u: Utt) -> np.ndarray:
-    x = torch.from_numpy(pad_mel(u.mel.reshape(-1, 4, 80), enc.cfg.past, enc.cfg.lookahead))[None]
-    return enc(x)[0].numpy()
+    The decoder adds the encoder's mouth back (vae.LatentDecoder), so the generated mouth is the encoder's
+    prediction (learned on real speakers) plus a residual from the denoiser (emotion, style, articulation
+    the encoder misses) and never loses what the encoder knows.
+    """
+    out = np.asarray(coeffs, np.float32).copy()
+    out[:, :N_MOUTH] -= cond[: len(out), :N_MOUTH]
+    return out
 
 
 def train_vae(c: Corpus, mean: np.ndarray, std: np.ndarray, cfg: TrainConfig, seconds: float,
@@ -257,7 +219,7 @@ def train_vae(c: Corpus, mean: np.ndarray, std: np.ndarray, cfg: TrainConfig, se
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
     vae = MotionVAE()
-    data = [(u.coeffs - mean) / std for u in c.synth if u.split == "train" and len(u.coeffs) >= win]
+    data = [(u.motion - mean) / std for u in c.synth if u.split == "train" and len(u.coeffs) >= win]  # type: ignore[operator]
     opt = torch.optim.AdamW(vae.parameters(), 2e-3)
     prog = Progress(opt, 2e-3, cfg.vae_steps, seconds)
     step = 0
@@ -293,44 +255,10 @@ def encode_latent(vae: MotionVAE, coeffs: np.ndarray, mean: np.ndarray, std: np.
     return (vae.encode(x)[0][0] / vae.latent_scale).numpy()
 
 
-def label_weights(c: Corpus) -> dict[int, np.ndarray]:
-    """Mean emotion weights of the training utterances per text label (primary, level, secondary)."""
-    acc: dict[int, list[np.ndarray]] = {}
-    for u in c.synth:
-        if u.split == "train" and u.text_id >= 0:
-            acc.setdefault(int(c.text_label[u.text_id]), []).append(u.weights)
-    return {k: np.mean(v, 0) for k, v in acc.items()}
-
-
 def primary_of(weights: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     """Primary emotion id from (N, 8) weights: the strongest non-neutral one, or neutral when all are weak."""
     w = np.asarray(weights)
     return np.where(w[:, 1:].max(-1) > threshold, w[:, 1:].argmax(-1) + 1, 0)
-
-
-def train_text_projection(c: Corpus, cfg: TrainConfig, hidden: int = 128) -> nn.Sequential:
-    """Sentence embedding -> emotion weights (soft cross-entropy) on the training descriptions only."""
-    torch.manual_seed(cfg.seed)
-    lw = label_weights(c)
-    idx = np.array([i for i in range(len(c.text_label)) if not c.text_held[i] and int(c.text_label[i]) in lw])
-    if len(idx) == 0:
-        raise InputError("no training descriptions with labelled utterances in the corpus")
-    x = torch.from_numpy(c.text_emb[idx])
-    y = torch.from_numpy(np.stack([lw[int(c.text_label[i])] for i in idx]).astype(np.float32))
-    net = nn.Sequential(nn.Linear(x.shape[1], hidden), nn.GELU(), nn.Linear(hidden, 8))
-    opt = torch.optim.AdamW(net.parameters(), 3e-3, weight_decay=1e-2)
-    for step in range(cfg.text_steps):
-        b = torch.randint(0, len(x), (256,))
-        xb = x[b] + 0.02 * torch.randn_like(x[b])
-        loss = -(y[b] * torch.log_softmax(net(xb), -1)).sum(-1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    held = np.flatnonzero(c.text_held)
-    with torch.no_grad():
-        pred = primary_of(torch.softmax(net(torch.from_numpy(c.text_emb[held])), -1).numpy())
-    log.info("text projection: held-out paraphrase primary accuracy %.3f", float((pred == c.text_primary[held]).mean()))
-    return net.eval()
 
 
 @dataclass
@@ -367,7 +295,7 @@ class Batcher:
             u = self.items[self.rng.integers(len(self.items))]
             s = int(self.rng.integers(0, len(u.coeffs) - n + 1))
             z.append(u.latent[s : s + n])  # type: ignore[index]
-            co.append((u.coeffs[s : s + n] - self.mean) / self.std)
+            co.append((u.motion[s : s + n] - self.mean) / self.std)  # type: ignore[index]
             a.append(u.cond[s : s + n])  # type: ignore[index]
             e.append(u.weights)
             st.append(u.style)
@@ -457,16 +385,18 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
 
     t0 = time.perf_counter()
     budget = cfg.minutes * 60.0
-    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real)
+    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real,
+                    lead=cfg.real_lead)
     enc = train_audio_encoder(c, cfg, cfg.lookahead, cfg.audio_steps, 0.25 * budget)
     for u in c.synth:
         u.cond = encode_audio(enc, u)
-    train_coeffs = np.concatenate([u.coeffs for u in c.synth])
-    mean, std = train_coeffs.mean(0), np.maximum(train_coeffs.std(0), 1e-3)
+        u.motion = motion_target(u.coeffs, u.cond)
+    train_motion = np.concatenate([u.motion for u in c.synth])  # type: ignore[misc]
+    mean, std = train_motion.mean(0), np.maximum(train_motion.std(0), 1e-3)
     vae = train_vae(c, mean, std, cfg, 0.1 * budget)
     for u in c.synth:
-        u.latent = encode_latent(vae, u.coeffs, mean, std)
-    text = train_text_projection(c, cfg)
+        u.latent = encode_latent(vae, u.motion, mean, std)  # type: ignore[arg-type]
+    text, _ = train_projection(minilm_embed, cfg.text_steps, cfg.seed)  # corpus-free: texts + lexicon (text_train)
     bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
     den, sty = train_denoiser(bt, cfg, 0.45 * budget, len(STYLE_NAMES), vae=vae)
     students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, 0.15 * budget)
@@ -480,7 +410,8 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
         arrays |= state_arrays(f"student{steps}", s)
     meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),
             "styles": list(STYLE_NAMES), "train_seconds": round(time.perf_counter() - t0, 1),
-            "synthetic_utterances": len(c.synth), "real_clips": [u.voice for u in c.real]}
+            "synthetic_utterances": len(c.synth), "real_clips": [u.voice for u in c.real],
+            "real_jaw_lead": c.real_lead, "mouth": "decoder output = VAE decode + the audio encoder's 14 mouth channels"}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "style_e.npz", **arrays)
@@ -503,6 +434,12 @@ class Modules:
     meta: dict[str, object]
 
 
+def load_encoder(arrays: dict[str, np.ndarray], prefix: str, lookahead: int) -> AudioEncoder:
+    """An audio encoder from saved arrays (its width read from the arrays)."""
+    cfg = AudioEncoderConfig(channels=int(arrays[f"{prefix}.inp.weight"].shape[0]), lookahead=lookahead)
+    return load_state(AudioEncoder(cfg), arrays, prefix)  # type: ignore[return-value]
+
+
 def load_modules(weights: str | Path) -> Modules:
     """Rebuild the torch modules from `style_e.npz` + `style_e.json` (no pickle)."""
     weights = Path(weights)
@@ -510,7 +447,7 @@ def load_modules(weights: str | Path) -> Modules:
     with np.load(weights, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     look = int(meta["config"]["lookahead"])  # type: ignore[index]
-    audio = load_state(AudioEncoder(AudioEncoderConfig(lookahead=look)), arrays, "audio")
+    audio = load_encoder(arrays, "audio", look)
     vae = load_state(MotionVAE(), arrays, "vae")
     style = load_state(StyleEncoder(n_styles=len(meta["styles"])), arrays, "style")  # type: ignore[arg-type]
     text = load_state(nn.Sequential(nn.Linear(arrays["text.0.weight"].shape[1], arrays["text.0.weight"].shape[0]),
@@ -523,13 +460,16 @@ def load_modules(weights: str | Path) -> Modules:
 def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, object]:
     """Train only the audio encoder (e.g. at another lookahead) and swap it into an existing checkpoint.
 
-    Exact by construction: the denoiser reads the encoder's named mouth channels, not hidden features.
+    The interface is the encoder's named mouth channels (not hidden features), and the decoder adds them to
+    the output, so the new encoder's mouth passes straight through; the denoiser's residual was trained
+    against the old encoder's errors (re-export ONNX afterwards).
     """
     weights = Path(weights)
     meta = json.loads(weights.with_suffix(".json").read_text())
     with np.load(weights, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if not k.startswith("audio.")}
-    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real)
+    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real,
+                    lead=cfg.real_lead)
     enc = train_audio_encoder(c, cfg, cfg.lookahead, cfg.audio_steps, cfg.minutes * 60.0)
     arrays |= state_arrays("audio", enc)
     meta["config"]["lookahead"] = cfg.lookahead
@@ -551,7 +491,8 @@ def retrain_denoiser(weights: str | Path, out: str | Path, cfg: TrainConfig, dis
     c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers)
     for u in c.synth:
         u.cond = encode_audio(m.audio, u)
-        u.latent = encode_latent(m.vae, u.coeffs, m.mean, m.std)
+        u.motion = motion_target(u.coeffs, u.cond)
+        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)
     bt = Batcher(c, m.mean.astype(np.float32), m.std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
     budget = cfg.minutes * 60.0
     den, sty = train_denoiser(bt, cfg, 0.75 * budget, len(STYLE_NAMES), vae=m.vae)

@@ -9,8 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.motion.audio_encoder import N_MOUTH
+
 LATENT = 16
 CONTEXT = 4  # past latent frames the decoder reads (2 causal convs with kernel 3)
+# mouth channels the audio encoder alone drives (jawOpen): the denoiser's residual there, learned on synthetic
+# speech, cancelled most of the real-speaker jaw (full-model jaw vs its own encoder r 0.42); its mean is kept
+ENCODER_ONLY = (0,)
 
 
 class CausalConv(nn.Conv1d):
@@ -42,13 +47,24 @@ class MotionVAE(nn.Module):
 
 
 class LatentDecoder(nn.Module):
-    """Export wrapper: unit-scaled latent (B, T, 16) -> raw coefficients (B, T, 34)."""
+    """Export wrapper: unit-scaled latent (B, T, 16) + audio encoder output (B, T, 15) -> coefficients (B, T, 34).
+
+    The VAE models the coefficients minus the encoder's mouth (train.motion_target); the encoder's 14 mouth
+    channels are added back here, so the mouth the audio encoder learned on real speakers passes through. On
+    the ENCODER_ONLY channels (jawOpen) the residual's time-varying part is dropped (its training mean stays).
+    """
 
     def __init__(self, vae: MotionVAE, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.vae = vae
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
+        keep = torch.ones(N_MOUTH)
+        keep[list(ENCODER_ONLY)] = 0.0
+        self.register_buffer("keep_residual", keep)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(z * self.vae.latent_scale) * self.std + self.mean
+    def forward(self, z: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        out = self.vae.decode(z * self.vae.latent_scale) * self.std + self.mean
+        keep = self.keep_residual
+        residual = out[..., :N_MOUTH] * keep + self.mean[:N_MOUTH] * (1 - keep)
+        return torch.cat([residual + audio[..., :N_MOUTH], out[..., N_MOUTH:]], -1)

@@ -1,0 +1,168 @@
+"""Style-E audio encoder training: the mouth learns from real clips, synthetic speech only labels what real clips cannot.
+
+Recipe (LEARNINGS.md "Lip sync from audio"): jawOpen of the real clips, z-scored per clip (fitted scales
+differ per speaker), loss MSE + (1 - Pearson r) over 3 s segments; augmentation: speed (time warp of
+the log-mel and the target together), gain, spectral tilt (EQ), additive noise, SpecAugment. Synthetic
+espeak-ng utterances train only the other 13 mouth channels (MSE, synthetic scale): their pseudo-jaw is
+not mixed into the jaw target (it did not help lip sync). After training, the jaw output is mapped to the
+synthetic coefficient scale by matching its mean/spread on synthetic training utterances (`mouth_scale`,
+`mouth_bias` buffers), so the encoder's output stays the named 14 mouth channels + energy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.motion.audio_encoder import N_MOUTH, AudioEncoder, AudioEncoderConfig, pad_mel
+
+if TYPE_CHECKING:
+    from engine.motion.train import Corpus, TrainConfig, Utt
+
+log = logging.getLogger(__name__)
+SEGMENT = 75  # frames per training segment (3 s at 25 fps)
+SPEED = (0.88, 1.12)  # time-warp factors (speed augmentation)
+MIN_JAW_STD = 1e-3  # a clip (or segment) whose fitted jaw barely moves carries no lip-sync signal
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row Pearson r over the last axis."""
+    a = a - a.mean(-1, keepdim=True)
+    b = b - b.mean(-1, keepdim=True)
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + 1e-6)
+
+
+def augment_mel(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Log-mel augmentation in place of audio augmentation: gain, spectral tilt, additive noise, SpecAugment."""
+    b = x.shape[0]
+    v = x.view(b, x.shape[1], 4, 80)
+    gain = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * 2.8
+    tilt = (torch.rand(b, 1, 1, 1, generator=g) - 0.5) * torch.linspace(-1.5, 1.5, 80)
+    noise = torch.log(torch.tensor(1e-5)) + torch.rand(b, 1, 1, 1, generator=g) * 6.0
+    v = torch.logaddexp(v + gain + tilt, noise.expand_as(v))
+    f0 = torch.randint(0, 70, (b,), generator=g)
+    fw = torch.randint(0, 10, (b,), generator=g)
+    bins = torch.arange(80)
+    fmask = (bins[None] >= f0[:, None]) & (bins[None] < (f0 + fw)[:, None])
+    v = torch.where(fmask[:, None, None, :], v.mean(), v)
+    t0 = torch.randint(0, max(1, v.shape[1] - 4), (b,), generator=g)  # time mask: up to 3 frames (120 ms)
+    tw = torch.randint(0, 4, (b,), generator=g)
+    frames = torch.arange(v.shape[1])
+    tmask = (frames[None] >= t0[:, None]) & (frames[None] < (t0 + tw)[:, None])
+    v = torch.where(tmask[:, :, None, None], v.mean(), v)
+    return v.reshape_as(x)
+
+
+def _lerp_rows(a: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Rows of `a` at fractional positions (linear interpolation, clamped to the ends)."""
+    pos = np.clip(pos, 0, len(a) - 1)
+    i0 = np.minimum(pos.astype(np.int64), len(a) - 2) if len(a) > 1 else np.zeros(len(pos), np.int64)
+    fr = (pos - i0)[:, None] if len(a) > 1 else np.zeros((len(pos), 1))
+    return a[i0] * (1 - fr) + a[np.minimum(i0 + 1, len(a) - 1)] * fr
+
+
+def warped_segment(sub: np.ndarray, target: np.ndarray, start: float, speed: float, seg: int, past: int,
+                   look: int) -> tuple[np.ndarray, np.ndarray]:
+    """A time-warped training window: padded sub-frame mel `sub` (4 (T + past + look), 80) and per-frame targets
+    (T, C) -> mel (seg + past + look, 320) and targets (seg, C) read at `start + i * speed` (frames)."""
+    w = seg + past + look
+    mel = _lerp_rows(sub, 4 * start + np.arange(4 * w) * speed).reshape(w, 320)  # sub-frame positions
+    y = _lerp_rows(target, start + (past + np.arange(seg)) * speed - past)
+    return mel.astype(np.float32), y.astype(np.float32)
+
+
+def _zjaw(u: "Utt") -> np.ndarray | None:
+    j = u.coeffs[:, 0]
+    sd = float(j.std())
+    return ((j - j.mean()) / sd)[:, None].astype(np.float32) if sd > MIN_JAW_STD else None
+
+
+def train_audio_encoder(c: "Corpus", cfg: "TrainConfig", lookahead: int, steps: int, seconds: float,
+                        seg: int = SEGMENT) -> AudioEncoder:
+    """Jaw from real clips (per-clip z-score, MSE + (1 - r)); the other 13 mouth channels from synthetic MSE."""
+    from engine.motion.train import Progress
+
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    enc = AudioEncoder(AudioEncoderConfig(channels=cfg.audio_channels, lookahead=lookahead, dropout=cfg.audio_dropout))
+    real = [(u, z) for u in c.real if (z := _zjaw(u)) is not None and len(u.coeffs) >= seg // 2]
+    if not real:
+        raise ValueError("no real clips with a moving jaw: the mouth cannot learn lip sync")
+    synth = [u for u in c.synth if u.split == "train" and len(u.coeffs) >= seg * SPEED[1] + 1]
+    allmel = np.concatenate([u.mel[::7] for u in synth[:300]] + [u.mel for u, _ in real]).astype(np.float32)
+    enc.mel_mean.fill_(float(allmel.mean()))
+    enc.mel_std.fill_(float(allmel.std()))
+    past, look = enc.cfg.past, enc.cfg.lookahead
+    sub = lambda u: pad_mel(u.mel.reshape(-1, 4, 80), past, look).reshape(-1, 80)  # noqa: E731
+    real_sub = [sub(u) for u, _ in real]
+    synth_sub = [sub(u) for u in synth]
+    real_w = np.array([len(u.coeffs) for u, _ in real], np.float64)
+    n_real = cfg.batch if not synth else max(1, int(round(cfg.batch * cfg.real_share)))
+    opt = torch.optim.AdamW(enc.parameters(), 2e-3, weight_decay=1e-2)
+    prog = Progress(opt, 2e-3, steps, seconds)
+    enc.train()
+    t0 = time.perf_counter()
+    step = 0
+    while prog.step(step):
+        xs, yr, ys = [], [], []
+        for i in range(cfg.batch):
+            sp = float(rng.uniform(*SPEED))
+            if i < n_real:
+                k = int(rng.choice(len(real), p=real_w / real_w.sum()))
+                (u, z), s_, tgt = real[k], real_sub[k], real[k][1]
+            else:
+                k = int(rng.integers(len(synth)))
+                u, s_, tgt = synth[k], synth_sub[k], synth[k].coeffs[:, :N_MOUTH]
+            span = max(len(u.coeffs) - seg * sp, 0.0)
+            x, y = warped_segment(s_, tgt, float(rng.uniform(0, span)), sp, seg, past, look)
+            xs.append(x)
+            (yr if i < n_real else ys).append(y)
+        x = augment_mel(torch.from_numpy(np.stack(xs)), g)
+        raw = enc.raw(x)
+        jr, yj = raw[:n_real, :, 0], torch.from_numpy(np.stack(yr))[..., 0]
+        ok = (yj.std(-1) > 0.05).float()  # z units: segments where the mouth moves
+        loss_r = ((1 - pearson(jr, yj)) * ok).sum() / ok.sum().clamp(min=1)
+        loss_jaw = ((jr - yj) ** 2).mean()
+        loss_syn = ((raw[n_real:, :, 1:N_MOUTH] - torch.from_numpy(np.stack(ys))[..., 1:]) ** 2).mean() * 10.0 \
+            if ys else raw.sum() * 0
+        loss = loss_jaw + loss_r + loss_syn
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(enc.parameters(), 1.0)
+        opt.step()
+        if step % 250 == 0:
+            log.info("audio L=%d step %d jaw mse %.3f 1-r %.3f synth %.4f (%.0f s)", lookahead, step, loss_jaw.item(),
+                     loss_r.item(), loss_syn.item(), time.perf_counter() - t0)
+        step += 1
+    log.info("audio encoder L=%d: %d steps in %.0f s", lookahead, step, time.perf_counter() - t0)
+    enc.eval()
+    calibrate_jaw(enc, synth[:400])
+    return enc
+
+
+@torch.no_grad()
+def encode_audio(enc: AudioEncoder, u: "Utt") -> np.ndarray:
+    """(T, 15) encoder output for a whole utterance (silence-padded at both ends)."""
+    x = torch.from_numpy(pad_mel(u.mel.reshape(-1, 4, 80), enc.cfg.past, enc.cfg.lookahead))[None]
+    return enc(x)[0].numpy()
+
+
+@torch.no_grad()
+def calibrate_jaw(enc: AudioEncoder, synth: list["Utt"]) -> None:
+    """Map the z-unit jaw output onto the synthetic jawOpen scale (mean/spread matching on `synth`)."""
+    enc.mouth_scale.fill_(1.0)
+    enc.mouth_bias.zero_()
+    if not synth:
+        return
+    pred = np.concatenate([encode_audio(enc, u)[:, 0] for u in synth])
+    gt = np.concatenate([u.coeffs[:, 0] for u in synth])
+    scale = float(gt.std() / max(pred.std(), 1e-6))
+    enc.mouth_scale[0] = scale
+    enc.mouth_bias[0] = float(gt.mean() - scale * pred.mean())
+    log.info("jaw calibration: scale %.4f bias %.4f", scale, float(enc.mouth_bias[0]))

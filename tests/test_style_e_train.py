@@ -1,0 +1,89 @@
+"""Style-E training pieces: time-warped encoder windows, real-clip jaw-lead alignment, mouth pass-through decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.motion.audio_encoder import N_MOUTH, AudioEncoder, AudioEncoderConfig
+from engine.motion.audio_train import calibrate_jaw, train_audio_encoder, warped_segment
+from engine.motion.train import Corpus, TrainConfig, Utt, align_reals, motion_target
+from engine.motion.vae import LatentDecoder, MotionVAE
+
+
+def _utt(mel: np.ndarray, coeffs: np.ndarray, voice: str, audio: np.ndarray | None = None, split: str = "train") -> Utt:
+    return Utt(mel.astype(np.float16), coeffs.astype(np.float32), np.eye(8, dtype=np.float32)[0], 0, 0, -1, split,
+               voice, audio)
+
+
+def test_warped_segment_speed_one_is_a_slice_and_speed_two_skips() -> None:
+    t, past, look, seg = 40, 3, 2, 10
+    sub = np.arange(4 * (t + past + look) * 80, dtype=np.float32).reshape(-1, 80)
+    target = np.arange(t, dtype=np.float32)[:, None]
+    mel, y = warped_segment(sub, target, 5.0, 1.0, seg, past, look)
+    np.testing.assert_array_equal(mel, sub[20 : 20 + 4 * (seg + past + look)].reshape(-1, 320))
+    np.testing.assert_array_equal(y[:, 0], np.arange(5, 5 + seg))  # output frame i <-> padded frame 5 + past + i
+    mel2, y2 = warped_segment(sub, target, 5.0, 2.0, seg, past, look)
+    np.testing.assert_allclose(mel2[:, ::80][:, 0], sub[20::8][: seg + past + look, 0])
+    np.testing.assert_allclose(y2[:, 0], 5 + 2 * (past + np.arange(seg)) - past, atol=1e-5)  # same warp as the mel
+
+
+def test_align_reals_brings_every_clip_to_the_median_lead() -> None:
+    rng = np.random.default_rng(0)
+    clips = []
+    for i, lead in enumerate((1, 3, 3, 6)):  # the jaw leads the loudness by `lead` frames
+        env = np.convolve(rng.random(300), np.ones(5) / 5, "same")
+        audio = (rng.standard_normal(300 * 640) * np.repeat(env, 640)).astype(np.float32)
+        jaw = np.concatenate([env[lead:], np.repeat(env[-1:], lead)])
+        clips.append(_utt(np.zeros((300, 320)), np.tile(jaw[:, None], (1, 34)), f"c{i}", audio))
+    out, target = align_reals(clips)
+    assert target == 3
+    from engine.motion.train import av_offset
+
+    assert [av_offset(u.audio, u.coeffs[:, 0]) for u in out] == [3, 3, 3, 3]  # type: ignore[arg-type]
+    assert align_reals(clips, lead=0)[1] == 0
+
+
+def test_decoder_adds_the_encoder_mouth_to_the_residual() -> None:
+    torch.manual_seed(0)
+    dec = LatentDecoder(MotionVAE().eval(), torch.zeros(34), torch.ones(34))
+    z, cond = torch.randn(1, 7, 16), torch.rand(1, 7, 15)
+    with torch.no_grad():
+        diff = (dec(z, cond) - dec(z, torch.zeros_like(cond))).numpy()[0]
+    np.testing.assert_allclose(diff[:, :N_MOUTH], cond[0, :, :N_MOUTH].numpy(), atol=1e-6)
+    assert np.abs(diff[:, N_MOUTH:]).max() == 0.0  # eyes, brows, pose come from the latent only
+    with torch.no_grad():
+        other = dec(torch.randn(1, 7, 16), cond).numpy()[0]
+    np.testing.assert_allclose(other[:, 0], cond[0, :, 0].numpy(), atol=1e-6)  # jawOpen: the encoder's (+ mean 0)
+    assert np.abs(other[:, 1:N_MOUTH] - dec(z, cond).detach().numpy()[0, :, 1:N_MOUTH]).max() > 1e-3  # residual
+    coeffs = np.random.default_rng(1).random((7, 34)).astype(np.float32)
+    res = motion_target(coeffs, cond[0].numpy())
+    np.testing.assert_allclose(res[:, :N_MOUTH] + cond[0, :, :N_MOUTH].numpy(), coeffs[:, :N_MOUTH], atol=1e-6)
+
+
+def test_encoder_recipe_runs_and_calibrates_the_jaw_to_the_synthetic_scale() -> None:
+    rng = np.random.default_rng(0)
+    real = [_utt(rng.standard_normal((90, 320)) - 8, rng.random((90, 34)), "r0", split="a")]
+    synth = [_utt(rng.standard_normal((90, 320)) - 8, 0.2 + 0.05 * rng.random((90, 34)), f"s{i}") for i in range(3)]
+    c = Corpus(synth, real, np.zeros((1, 384), np.float32), np.zeros(1, np.int64), np.zeros(1, bool),
+               np.zeros(1, np.int64))
+    enc = train_audio_encoder(c, TrainConfig(batch=4, real_share=0.5), lookahead=2, steps=3, seconds=60.0)
+    assert enc.cfg.past == 14 and not enc.training
+    from engine.motion.audio_train import encode_audio
+
+    pred = np.concatenate([encode_audio(enc, u)[:, 0] for u in synth])
+    gt = np.concatenate([u.coeffs[:, 0] for u in synth])
+    assert abs(pred.mean() - gt.mean()) < 1e-3 and abs(pred.std() - gt.std()) < 1e-3  # moments matched
+    plain = AudioEncoder(AudioEncoderConfig(lookahead=2))
+    calibrate_jaw(plain, [])
+    assert float(plain.mouth_scale[0]) == 1.0 and float(plain.mouth_bias[0]) == 0.0
+
+
+def test_encoder_streaming_windows_equal_the_offline_output() -> None:
+    torch.manual_seed(0)
+    enc = AudioEncoder(AudioEncoderConfig(lookahead=2)).eval()
+    mel = torch.randn(1, 60 + 16, 320) - 8
+    with torch.no_grad():
+        full = enc(mel)[0]
+        chunks = torch.cat([enc(mel[:, i : i + 2 + 16])[0] for i in range(0, 60, 2)])
+    torch.testing.assert_close(chunks, full, atol=1e-5, rtol=1e-5)  # no statistics pooled over the window

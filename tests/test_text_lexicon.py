@@ -1,0 +1,132 @@
+"""Emotion text training lexicon (disjoint from the held-out paraphrase pool) and text projection training."""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.data import texts as T
+from engine.data.emotions import EMOTIONS
+from engine.errors import InputError
+from engine.motion.text_train import (emotion_target, fit_projection, primary_accuracy, retrain_text_projection,
+                                      training_descriptions)
+
+_TOKEN = re.compile(r"[a-z][a-z'-]*")
+
+
+def _tokens(s: str) -> list[str]:
+    return _TOKEN.findall(s.lower())
+
+
+def _held_out() -> tuple[set[str], set[str]]:
+    """(held-out single tokens, held-out multi-word phrases and template/scene fragments)."""
+    words = [w for e in EMOTIONS for w in T._ADJ[e][1]] + [a for lv in T._ADV.values() for a in lv[1] if a]
+    single = {w for w in words if " " not in w}
+    phrases = {w for w in words if " " in w} | set(T._SCENES_HELD)
+    for tpl in T._HELD_TEMPLATES + T._MIX_HELD:  # the fixed words of each held-out sentence shape
+        phrases |= {" ".join(p.split()) for p in re.split(r"\{\w+\}", tpl) if len(p.split()) >= 2}
+        single |= {w for w in _tokens(re.sub(r"\{\w+\}", " ", tpl)) if len(w) >= 4}
+    for s in T._SCENES_HELD:
+        single |= {w for w in _tokens(s) if len(w) >= 5}
+    single |= {w for p in phrases for w in _tokens(p) if len(w) >= 5 and w not in {"through"}}
+    return single, phrases
+
+
+def _conflicts(text: str, single: set[str], phrases: set[str]) -> list[str]:
+    low = " ".join(_tokens(text))
+    bad = [p for p in phrases if re.search(rf"\b{re.escape(' '.join(_tokens(p)))}\b", low)]
+    for t in _tokens(text):  # same word or the same stem (first five letters: fuming/fumes, loathing/loathe)
+        bad += [h for h in single if t == h or (len(t) >= 5 and len(h) >= 5 and t[:5] == h[:5])]
+    return bad
+
+
+def test_lexicon_is_disjoint_from_the_heldout_pool() -> None:
+    single, phrases = _held_out()
+    assert {"elated", "dread-filled", "mood", "imagine", "picture", "blend", "platform", "incredibly"} <= single
+    parts = [w for e in EMOTIONS for w in T.lexicon_entries(e)]
+    parts += [a for lv in T._LEX_ADV.values() for a in lv] + [q for lv in T._LEX_NOUN_Q.values() for q in lv]
+    parts += list(T._LEX_SUBJ + T._LEX_SCENES + T._LEX_ADJ_TEMPLATES + T._LEX_NOUN_TEMPLATES + T._LEX_VP_TEMPLATES
+                  + T._LEX_NEG_TEMPLATES + T._LEX_MIX_TEMPLATES)
+    bad = {p: _conflicts(re.sub(r"\{\w+\}", " ", p), single, phrases) for p in parts}
+    assert not {p: b for p, b in bad.items() if b}
+    train = training_descriptions(0, per_label=20)
+    assert not [d.text for d in train if _conflicts(d.text, single, phrases)]
+    held = T.descriptions(20, 0, heldout=True)
+    assert all(_conflicts(d.text, single, phrases) for d in held)  # the check does see held-out texts
+
+
+def test_lexicon_size_labels_and_determinism() -> None:
+    for e in EMOTIONS:
+        assert len(T.lexicon_entries(e)) >= 45, e  # dozens per emotion, vs 10 training words before
+    d = T.lexicon_descriptions(40, seed=1)
+    assert d == T.lexicon_descriptions(40, seed=1) and len({x.text for x in d}) == len(d)
+    labels = {(x.primary, x.level) for x in d if x.secondary == "neutral"}
+    assert labels == {("neutral", "none")} | {(e, lv) for e in EMOTIONS[1:] for lv in ("low", "medium", "high")}
+    assert any(x.text.startswith("not ") and x.primary == "neutral" for x in d)  # negations read as neutral
+    assert sum(x.secondary != "neutral" for x in d) >= 56  # every ordered pair of emotions is mixed
+    skipped = T.lexicon_descriptions(40, seed=1, skip=frozenset({"ecstatic", "glee"}))
+    assert not any(re.search(r"\b(ecstatic|glee)\b", x.text) for x in skipped)
+
+
+def test_emotion_targets() -> None:
+    d = T.Description
+    np.testing.assert_allclose(emotion_target(d("x", "neutral", "none")), np.eye(8)[0])
+    lo, hi = emotion_target(d("x", "happy", "low")), emotion_target(d("x", "happy", "high"))
+    assert lo[1] == pytest.approx(0.325) and hi[1] == pytest.approx(0.875) and lo.sum() == pytest.approx(1)
+    mix = emotion_target(d("x", "sad", "medium", "angry"))
+    assert mix[2] > mix[3] > 0 and mix.sum() == pytest.approx(1)
+
+
+def _hash_embed(texts: list[str]) -> np.ndarray:
+    """A fast stand-in embedding: bag of hashed words (unit norm), so word identity carries the label."""
+    out = np.zeros((len(texts), 64), np.float32)
+    for i, t in enumerate(texts):
+        for w in _tokens(t):
+            out[i, zlib.crc32(w.encode()) % 64] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+def test_fit_projection_learns_soft_targets() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, 32)).astype(np.float32)
+    y = rng.integers(0, 8, 800)
+    x = centers[y] + 0.3 * rng.normal(size=(800, 32)).astype(np.float32)
+    net = fit_projection(x, np.eye(8, dtype=np.float32)[y], steps=400, hidden=32, noise=0.01, mixup=0.2)
+    assert primary_accuracy(net, x, y) > 0.95
+
+
+def test_retrain_replaces_only_the_text_projection(tmp_path: Path) -> None:
+    arrays = {"text.0.weight": np.zeros((16, 64), np.float32), "text.0.bias": np.zeros(16, np.float32),
+              "text.2.weight": np.zeros((8, 16), np.float32), "text.2.bias": np.zeros(8, np.float32),
+              "teacher.w": np.arange(6, dtype=np.float32), "coef_std": np.ones(34, np.float32)}
+    np.savez(tmp_path / "style_e.npz", **arrays)
+    (tmp_path / "style_e.json").write_text(json.dumps({"students": [2]}))
+    info = retrain_text_projection(tmp_path, steps=60, per_label=6, hidden=24, embed=_hash_embed)
+    with np.load(tmp_path / "style_e.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == sorted(arrays)
+        np.testing.assert_array_equal(z["teacher.w"], arrays["teacher.w"])
+        assert z["text.0.weight"].shape == (24, 64) and z["text.2.weight"].shape == (8, 24)
+        assert np.abs(z["text.2.weight"]).sum() > 0
+    meta = json.loads((tmp_path / "style_e.json").read_text())
+    assert meta["students"] == [2] and meta["text_projection"]["texts"] == info["texts"] > 500
+    assert not list(tmp_path.glob("*.tmp.npz"))
+    with pytest.raises(InputError):
+        retrain_text_projection(tmp_path / "missing", embed=_hash_embed)
+
+
+def test_intensity_words_order_the_emotion_weight() -> None:
+    """With the weights in use ($S2T_STYLE_E_WEIGHTS or the shipped ones): slightly < very < extremely."""
+    from engine.motion.style_e import default_weights_dir
+    from engine.motion.text_encoder import Projection, TextEncoder
+
+    with np.load(default_weights_dir() / "style_e.npz", allow_pickle=False) as z:
+        proj = Projection(z["text.0.weight"].T.copy(), z["text.0.bias"], z["text.2.weight"].T.copy(), z["text.2.bias"])
+    enc = TextEncoder(proj)
+    for i, word in ((1, "happy"), (2, "sad"), (3, "angry")):
+        w = [float(enc.encode(f"{adv} {word}")[i]) for adv in ("slightly", "very", "extremely")]
+        assert w[0] < w[1] < w[2] and w[2] > 0.7, (word, w)
