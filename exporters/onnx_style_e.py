@@ -117,7 +117,7 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     d = Path(weights_dir)
     meta = json.loads((d / "style_e.json").read_text())
     files = sorted(p for p in d.iterdir() if p.suffix in (".npz", ".onnx", ".json"))
-    lines = ["# Style-E default weights", "",
+    lines = ["# Style-E default weights — model card", "",
              "Motion generator: 16 kHz speech + emotion prompt + talking-style reference -> 34 coefficients/frame "
              "(DEFAULT_SPEC) at 25 fps. See docs/style_e.md.", "",
              "This card covers every file in this folder. `style_e.npz` holds the torch weights of all parts (teacher, "
@@ -143,8 +143,8 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              "a shared 2-core CPU.", ""]
     if metrics:
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
-    lines += ["## Files (sha256)", ""]
-    lines += [f"- `{p.name}` {hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files]
+    lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    lines += [f"| {p.name} | {p.stat().st_size} | `{hashlib.sha256(p.read_bytes()).hexdigest()}` |" for p in files]
     out = d / "MODEL_CARD.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -131,7 +131,7 @@ def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int =
         arrays = {k: z[k] for k in z.files if not k.startswith(f"{key}.")}
     arrays |= projection_arrays(net, key)
     tmp = p.with_name(p.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)
     tmp.replace(p)
     meta_path = p.with_suffix(".json")
     if meta_path.is_file():

@@ -414,7 +414,7 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
             "real_jaw_lead": c.real_lead, "mouth": "decoder output = VAE decode + the audio encoder's 14 mouth channels"}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "style_e.npz", **arrays)
+    np.savez_compressed(out / "style_e.npz", **arrays)
     (out / "style_e.json").write_text(json.dumps(meta, indent=1))
     log.info("wrote %s (%.0f s)", out / "style_e.npz", time.perf_counter() - t0)
     return meta
@@ -475,7 +475,7 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     meta["config"]["lookahead"] = cfg.lookahead
     meta["audio_encoder"] = {"retrained": True, "steps_cap": cfg.audio_steps, "minutes": cfg.minutes,
                              "shards": cfg.shards, "real_share": cfg.real_share}
-    np.savez(weights, **arrays)
+    np.savez_compressed(weights, **arrays)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -510,6 +510,6 @@ def retrain_denoiser(weights: str | Path, out: str | Path, cfg: TrainConfig, dis
                                 "mouth_loss": "decoded mouth-channel MSE, weight 1"}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "style_e.npz", **arrays)
+    np.savez_compressed(out / "style_e.npz", **arrays)
     (out / "style_e.json").write_text(json.dumps(meta, indent=1))
     return meta
