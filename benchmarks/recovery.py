@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live_harness import PIECE, SR, load_speech  # noqa: E402
+from live_harness import PIECE, SR, load_speech, write_json  # noqa: E402
 
 from engine.config import EngineConfig, load_config  # noqa: E402
 
@@ -112,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, standby=standby))
         result["standby" if standby else "no_standby"] = asyncio.run(run(cfg, args.kills, speech))
     result["load_avg_1m_end"] = os.getloadavg()[0]
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(result, args.json)
     print(json.dumps(result, indent=1))  # the script's output is its report
     return 0
 

@@ -478,38 +478,3 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     np.savez_compressed(weights, **arrays)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
-
-
-def retrain_denoiser(weights: str | Path, out: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
-    """Keep the audio encoder, VAE and text projection of `weights`; train a new teacher (+ style encoder) and
-    students, and write the full checkpoint to `out`."""
-    from engine.data.styles import STYLE_NAMES
-    from engine.motion.distill import distill
-
-    t0 = time.perf_counter()
-    m = load_modules(weights)
-    c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers)
-    for u in c.synth:
-        u.cond = encode_audio(m.audio, u)
-        u.motion = motion_target(u.coeffs, u.cond)
-        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)
-    bt = Batcher(c, m.mean.astype(np.float32), m.std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
-    budget = cfg.minutes * 60.0
-    den, sty = train_denoiser(bt, cfg, 0.75 * budget, len(STYLE_NAMES), vae=m.vae)
-    students = distill(den, sty, bt, int(m.meta["teacher_steps"]), distill_rounds, cfg, 0.25 * budget)  # type: ignore[call-overload]
-    with torch.no_grad():
-        neutral_style = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
-    with np.load(weights, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k.split(".")[0] in ("audio", "vae", "text", "coef_mean", "coef_std")}
-    arrays |= {"neutral_style": neutral_style.astype(np.float32)} | state_arrays("style", sty)
-    arrays |= state_arrays("teacher", den)
-    for steps, s in students.items():
-        arrays |= state_arrays(f"student{steps}", s)
-    meta = dict(m.meta)
-    meta["denoiser_retrain"] = {"config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1),
-                                "mouth_loss": "decoded mouth-channel MSE, weight 1"}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "style_e.npz", **arrays)
-    (out / "style_e.json").write_text(json.dumps(meta, indent=1))
-    return meta

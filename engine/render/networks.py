@@ -83,12 +83,15 @@ class ModConv(nn.Module):
         return _lrelu(y) if self.act else y
 
 
-def lowpass(x: torch.Tensor) -> torch.Tensor:
-    """Separable 5-tap binomial blur of a B×3×H×W image (replicate border); exports as two depthwise convs."""
+def lowpass(x: torch.Tensor, passes: int = 1) -> torch.Tensor:
+    """`passes` separable 5-tap binomial blurs of a B×3×H×W image (replicate border; σ = √passes px).
+
+    Exports as two depthwise convs per pass."""
     k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0
-    x = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 5).repeat(3, 1, 1, 1), groups=3)
-    return F.conv2d(x, k.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
+    kx, ky = k.view(1, 1, 1, 5).repeat(3, 1, 1, 1), k.view(1, 1, 5, 1).repeat(3, 1, 1, 1)
+    for _ in range(passes):
+        x = F.conv2d(F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kx, groups=3), ky, groups=3)
+    return x
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -210,10 +213,7 @@ class Generator(nn.Module):
             # out + keep·(hp(rewarped) − hp(out)) with hp = 1 − lowpassⁿ; by linearity one blur chain on the
             # correction suffices: at keep = 1 the frame is the warp plus the low-passed correction
             d = rewarped - out
-            lo = d
-            for _ in range(self.cfg.detail_blur):
-                lo = lowpass(lo)
-            out = out + keep[:, :, None, None] * (d - lo)
+            out = out + keep[:, :, None, None] * (d - lowpass(d, self.cfg.detail_blur))
         return out, flow
 
 
