@@ -19,7 +19,7 @@ def _style_a(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cfg = TrainConfig(steps=args.steps, batch=args.batch, minutes=args.minutes, seed=args.seed, model=StyleAConfig(),
-                      style_prob=args.style_prob, w_keep=args.w_keep)
+                      style_prob=args.style_prob, w_keep=args.w_keep, w_still=args.w_still)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = run_recipe(args.data, args.cache, out, cfg, device=device, max_samples=args.max_samples,
@@ -43,6 +43,8 @@ def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--max-samples", type=int, default=100, help="frames sampled per clip")
     s.add_argument("--style-prob", type=float, default=0.5, help="share of training samples with an art style on the target")
     s.add_argument("--w-keep", type=float, default=2.0, help="weight of the keep-the-warp's-structure loss (photographic samples)")
+    s.add_argument("--w-still", type=float, default=0.0,
+                   help="weight of the loss on any change outside the tracked face (photographic samples); runs 9-11 used 1-3")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     s.add_argument("--seed", type=int, default=0)

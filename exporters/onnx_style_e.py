@@ -131,9 +131,10 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              f"- synthetic corpus `{meta['config']['corpus']}` ({meta['config']['shards']} shards, "
              f"{meta['synthetic_utterances']} training utterances; espeak-ng voices only, flite voices held out); in "
              "the audio encoder only for the 13 mouth channels other than jawOpen",
-             f"- real clips `{meta['config']['real']}` (audio encoder jawOpen: z-scored per clip, MSE + (1 - r) over "
-             f"3 s segments; each clip shifted so its jaw leads the audio envelope by {meta.get('real_jaw_lead', '?')} "
-             "frames, train.align_reals): "
+             f"- real clips `{meta['config']['real']}` (audio encoder jawOpen trained on the tracked mouth opening: "
+             "inner-lip gap / inter-ocular distance, `aperture` in the fit (fitted jawOpen for fits without it), "
+             "z-scored per clip, MSE + (1 - r) over 3 s segments; each clip shifted so its mouth leads the audio "
+             f"envelope by {meta.get('real_jaw_lead', '?')} frames, train.align_reals): "
              f"{len(meta['real_clips'])} clips, all speakers",
              "- emotion prompts: the labour-free training descriptions (held-out paraphrases never trained on)"
              + (f"; text projection: {meta['text_projection']}" if "text_projection" in meta else ""), "",
@@ -141,6 +142,11 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              f"teacher: {meta['teacher_steps']} DDIM steps (x0-prediction, cosine schedule, CFG by condition dropout); "
              f"students {meta['students']} by progressive distillation; total training {meta['train_seconds']} s on "
              "a shared 2-core CPU.", ""]
+    if "audio_encoder" in meta:
+        lines += [f"Audio encoder later retrained alone (`s2t train style-e --audio-only`): {meta['audio_encoder']}.", ""]
+    if meta.get("text_projection", {}).get("span"):
+        lines += ["Text encoder later retrained alone (`python -m engine.motion.text_train DIR`): sentence projection "
+                  "+ span classifier (`text_span.*`).", ""]
     if metrics:
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
     lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

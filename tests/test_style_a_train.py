@@ -12,7 +12,8 @@ from engine.errors import ImageError, InputError
 from engine.render.data import ReenactSet, face_mask, masked_psnr, masked_ssim
 from engine.render.networks import N_STYLES, ModConv, StyleA, StyleAConfig
 from engine.render.stylize import STYLES, stylize
-from engine.render.train import TrainConfig, load_weights, save_weights, ssim_map, style_bank, to_tensor, train
+from engine.render.train import (TrainConfig, load_weights, save_weights, ssim_map, still_loss, style_bank, to_tensor,
+                                train)
 
 
 def _face(size: int = 64, seed: int = 0) -> np.ndarray:
@@ -105,6 +106,19 @@ def test_keep_detail_low_passes_the_correction() -> None:
     torch.testing.assert_close(kept, x + lo, atol=1e-5, rtol=0)
     torch.testing.assert_close(half, 0.5 * (raw + kept), atol=1e-5, rtol=0)
     assert ((kept - x) - lo).abs().max() < 1e-5 and (raw - x - lo).abs().mean() > 0.01
+
+
+def test_still_loss_counts_off_face_changes_of_photographic_frames_only() -> None:
+    warped = torch.zeros(2, 3, 8, 8)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1.0
+    s0, s1 = torch.zeros(2, 1), torch.ones(2, 1)
+    on_face = warped + 0.5 * mask  # a face-only correction is free
+    assert still_loss(on_face, warped, mask, s0).item() == 0.0
+    off_face = warped + 0.5 * (1.0 - mask)
+    assert still_loss(off_face, warped, mask, s0).item() == pytest.approx(0.5 * (1 - 16 / 64))
+    assert still_loss(off_face, warped, mask, s1).item() == 0.0  # full art style: restyle everything
+    assert still_loss(off_face, warped, mask, torch.tensor([[0.0], [1.0]])).item() == pytest.approx(0.25 * (1 - 16 / 64))
 
 
 def _tiny_set(n: int = 6, size: int = 64) -> ReenactSet:

@@ -44,6 +44,23 @@ def test_align_reals_brings_every_clip_to_the_median_lead() -> None:
     assert align_reals(clips, lead=0)[1] == 0
 
 
+def test_the_tracked_mouth_opening_drives_alignment_and_the_jaw_target() -> None:
+    from engine.motion.audio_train import _zjaw
+
+    rng = np.random.default_rng(1)
+    env = np.convolve(rng.random(300), np.ones(5) / 5, "same")
+    audio = (rng.standard_normal(300 * 640) * np.repeat(env, 640)).astype(np.float32)
+    mouth = np.concatenate([env[2:], np.repeat(env[-1:], 2)])  # leads the loudness by 2 frames
+    u = _utt(np.zeros((300, 320)), np.zeros((300, 34)), "c0", audio)  # a constant fitted jaw
+    assert _zjaw(u) is None
+    u.mouth = mouth
+    (out,), target = align_reals([u], lead=0)
+    assert target == 0
+    np.testing.assert_array_equal(out.mouth[2:], mouth[:-2])  # delayed by its lead, with the coefficients
+    z = _zjaw(out)
+    assert z is not None and z.shape == (300, 1) and abs(float(z.mean())) < 1e-5 and abs(float(z.std()) - 1) < 1e-4
+
+
 def test_decoder_adds_the_encoder_mouth_to_the_residual() -> None:
     torch.manual_seed(0)
     dec = LatentDecoder(MotionVAE().eval(), torch.zeros(34), torch.ones(34))

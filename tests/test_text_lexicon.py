@@ -13,8 +13,9 @@ import pytest
 from engine.data import texts as T
 from engine.data.emotions import EMOTIONS
 from engine.errors import InputError
-from engine.motion.text_train import (emotion_target, fit_projection, primary_accuracy, retrain_text_projection,
-                                      training_descriptions)
+from engine.motion.text_encoder import Projection, TextEncoder, combine, spans
+from engine.motion.text_train import (emotion_target, evaluate_weights, fit_projection, primary_accuracy,
+                                      retrain_text_projection, span_training_data, training_descriptions)
 
 _TOKEN = re.compile(r"[a-z][a-z'-]*")
 
@@ -56,6 +57,9 @@ def test_lexicon_is_disjoint_from_the_heldout_pool() -> None:
     assert not {p: b for p, b in bad.items() if b}
     train = training_descriptions(0, per_label=20)
     assert not [d.text for d in train if _conflicts(d.text, single, phrases)]
+    items, labels = span_training_data()  # the span classifier's emotion words and filler spans
+    assert not [w for w in items if _conflicts(w, single, phrases)]
+    assert set(labels) == set(range(9)) and (labels == 0).sum() > 1000
     held = T.descriptions(20, 0, heldout=True)
     assert all(_conflicts(d.text, single, phrases) for d in held)  # the check does see held-out texts
 
@@ -107,16 +111,74 @@ def test_retrain_replaces_only_the_text_projection(tmp_path: Path) -> None:
     np.savez(tmp_path / "style_e.npz", **arrays)
     (tmp_path / "style_e.json").write_text(json.dumps({"students": [2]}))
     info = retrain_text_projection(tmp_path, steps=60, per_label=6, hidden=24, embed=_hash_embed)
+    span_keys = [f"text_span.{k}" for k in ("0.weight", "0.bias", "2.weight", "2.bias")]
     with np.load(tmp_path / "style_e.npz", allow_pickle=False) as z:
-        assert sorted(z.files) == sorted(arrays)
+        assert sorted(z.files) == sorted([*arrays, *span_keys])
+        assert z["text_span.2.weight"].shape[0] == 9  # filler + 8 emotions
         np.testing.assert_array_equal(z["teacher.w"], arrays["teacher.w"])
         assert z["text.0.weight"].shape == (24, 64) and z["text.2.weight"].shape == (8, 24)
         assert np.abs(z["text.2.weight"]).sum() > 0
     meta = json.loads((tmp_path / "style_e.json").read_text())
     assert meta["students"] == [2] and meta["text_projection"]["texts"] == info["texts"] > 500
     assert not list(tmp_path.glob("*.tmp.npz"))
+    res = evaluate_weights(tmp_path, embed=_hash_embed)
+    assert res["span_classifier"] and res["texts"] == info["heldout_texts"] and res["acc"] == info["heldout_primary_acc"]
+    assert np.array(res["confusion"]).sum() == res["texts"]
+    retrain_text_projection(tmp_path, steps=30, per_label=4, hidden=8, embed=_hash_embed, span=False)
+    with np.load(tmp_path / "style_e.npz", allow_pickle=False) as z:
+        assert not [k for k in z.files if k.startswith("text_span.")]
     with pytest.raises(InputError):
         retrain_text_projection(tmp_path / "missing", embed=_hash_embed)
+
+
+def test_spans_and_negation_scope() -> None:
+    assert [s.text for s in spans("What a very elated mood!")] == ["elated", "mood", "elated mood"]
+    assert "caught off guard" in [s.text for s in spans("she was caught off guard")]
+    neg = {s.text: s.negated for s in spans("not happy at all, just a little tired")}
+    assert neg["happy"] and not neg["tired"]
+    assert {s.text: s.negated for s in spans("I don't feel angry")}["angry"]
+    assert spans("") == [] and spans("the and of") == [] and len(spans("word " * 300)) == 3  # n-grams deduplicated
+    assert len(spans(" ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(100)))) == 12  # capped
+
+
+def test_combine_keeps_intensity_and_follows_the_span() -> None:
+    sent = np.array([[0.5, 0.25, 0.0, 0.25, 0, 0, 0, 0]], np.float32)
+    uniform = np.full((1, 8), 1 / 8, np.float32)
+    np.testing.assert_allclose(combine(sent, uniform), sent, atol=1e-5)  # an undecided span changes nothing
+    angry = np.array([[0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.02, 0.02]], np.float32)
+    w = combine(sent, angry)
+    assert w[0, 0] == pytest.approx(0.5) and w.sum() == pytest.approx(1) and w[0, 3] > 2 * w[0, 1]
+
+
+def _one_hot_embed(texts: list[str]) -> np.ndarray:
+    """Prompts -> fixed vector 0; span frames -> 1 when they name "furious", else 2 (filler)."""
+    out = np.zeros((len(texts), 3), np.float32)
+    for i, t in enumerate(texts):
+        out[i, 0 if not t.startswith("an emotion:") else 1 if "furious" in t else 2] = 1.0
+    return out
+
+
+def test_text_encoder_reads_the_emotion_span_unless_negated() -> None:
+    sentence = Projection(np.zeros((3, 1), np.float32), np.zeros(1, np.float32), np.zeros((1, 8), np.float32),
+                          np.log(np.array([4, 1, 1, 1, 1, 1, 1, 1], np.float32)))  # neutral 0.36, rest equal
+    w2 = np.full((2, 9), -4.0, np.float32)
+    w2[0, 4], w2[1, 0] = 12.0, 12.0  # unit 0 ("furious" frame) -> angry, unit 1 (other frames) -> filler
+    span = Projection(np.array([[0, 0], [1, 0], [0, 1]], np.float32), np.zeros(2, np.float32), w2,
+                      np.zeros(9, np.float32))
+    enc = TextEncoder(sentence, _one_hot_embed, span)
+    plain = TextEncoder(sentence, _one_hot_embed).encode("she is furious today")
+    w = enc.encode("she is furious today")
+    assert w[0] == pytest.approx(plain[0]) and w.argmax() == 3 and w[3] > 0.5
+    np.testing.assert_allclose(enc.encode("she is not furious today"), plain, atol=1e-6)
+    calls: list[int] = []
+    counting = TextEncoder(sentence, lambda t: (calls.append(len(t)), _one_hot_embed(t))[1], span)
+    first = counting.encode_batch(["she is furious today"])
+    again = counting.encode_batch(["she is furious", "furious today"])  # every span already read: prompts only
+    assert calls == [1 + len(spans("she is furious today")), 2]
+    np.testing.assert_allclose(first[0], w, atol=1e-6)
+    np.testing.assert_allclose(again, np.stack([w, w]), atol=1e-6)
+    np.testing.assert_allclose(enc.encode(""), np.eye(8)[0])
+    assert enc.encode_batch([]).shape == (0, 8)
 
 
 def test_intensity_words_order_the_emotion_weight() -> None:

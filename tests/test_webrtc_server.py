@@ -224,3 +224,32 @@ async def test_refusals_before_any_engine_starts(tmp_path: Path) -> None:
     finally:
         await runner.cleanup()
     assert started == []
+
+
+class _FailingEngine:
+    """An engine whose workers cannot start (what a crashed or missing worker process looks like)."""
+
+    closed = False
+
+    async def start(self) -> None:
+        raise RuntimeError("motion worker exited with code 1 before it was ready")
+
+    async def close(self) -> None:
+        _FailingEngine.closed = True
+
+
+async def test_engine_start_failure_is_a_json_500_and_frees_the_slot() -> None:
+    app = create_app(ServeConfig(token=TOKEN, max_sessions=1), engine_factory=lambda cfg, sid: _FailingEngine())
+    runner, base = await start_site(app)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):  # the second try proves the session slot was given back
+                pc = RTCPeerConnection()
+                pc.addTransceiver("video", direction="recvonly")
+                status, body = await _offer(http, base, pc, auth)
+                await pc.close()
+                assert status == 500 and "motion worker exited" in body["error"]
+    finally:
+        await runner.cleanup()
+    assert _FailingEngine.closed and not app[SERVER].sessions

@@ -100,6 +100,11 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
     except web.HTTPRequestEntityTooLarge as e:
         limit = e.max_size if hasattr(e, "max_size") else 0
         return web.json_response({"error": f"upload too large (limit {limit / MiB:.0f} MiB)"}, status=413)
+    except web.HTTPException:
+        raise
+    except Exception as e:  # a failure of ours (a worker that did not start, ...): JSON like every other error
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": f"internal error: {type(e).__name__}: {e}"[:500]}, status=500)
 
 
 class Session:

@@ -28,6 +28,8 @@ class ClipFit:
     errors: np.ndarray  # (T_src,) float64 error per source frame (fraction of IOD; NaN without a face)
     src_fps: float
     audio: np.ndarray | None  # (N,) float32 16 kHz, None when the video has no audio
+    aperture: np.ndarray | None = None  # (T,) tracked inner-lip gap / IOD at 25 fps (NaN where not `valid`)
+    mesh_aperture: np.ndarray | None = None  # (T,) the same gap measured on the fitted mesh (coeffs through the model)
 
     @property
     def median_error(self) -> float:
@@ -83,6 +85,19 @@ def frame_times(pts: np.ndarray, fps: float) -> np.ndarray:
     step = np.diff(pts)
     last = float(np.median(step)) if n > 1 else 1.0 / fps
     return pts + 0.5 * np.append(step, last)
+
+
+def apertures(landmarks: np.ndarray) -> np.ndarray:
+    """(T, 478, >=2) landmarks -> (T,) mouth opening: inner-lip gap (13-14) / inter-ocular distance (33-263).
+
+    The vectorised form of `engine.face.tracker.mouth_aperture` (LEARNINGS' lip-sync measure); NaN rows stay NaN.
+    """
+    from engine.face.tracker import EYE_OUTER_L, EYE_OUTER_R, LIP_INNER_DOWN, LIP_INNER_UP
+
+    lm = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(lm[:, LIP_INNER_DOWN, :2] - lm[:, LIP_INNER_UP, :2], axis=-1)
+    iod = np.linalg.norm(lm[:, EYE_OUTER_L, :2] - lm[:, EYE_OUTER_R, :2], axis=-1)
+    return gap / np.maximum(iod, 1e-6)
 
 
 def _resample(coeffs: np.ndarray, valid: np.ndarray, t_src: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,9 +156,13 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     dur = float(times[-1]) + 0.5 * step  # end of the last frame on the audio clock
     n_out = int(np.ceil(dur * FPS - 1e-6))
     c25, v25 = _resample(coeffs, good, times, n_out)
+    ap = np.nan_to_num(apertures(lms))[:, None]  # tracked landmarks (image px); faceless rows are not interpolated
+    ap25 = _resample(ap, good, times, n_out)[0][:, 0]
+    ap25[~v25] = np.nan
+    mesh_ap = apertures(model.deform_batch(c25)).astype(np.float32)  # the fitted coefficients' own lip gap
     log.info("%s: %d frames @ %.1f fps, %d without face, median err %.2f%% IOD", Path(path).name, len(frames),
              fps, int((~good).sum()), 100 * float(np.nanmedian(errors)))
-    return ClipFit(Path(path).stem, c25, v25, errors, fps, audio)
+    return ClipFit(Path(path).stem, c25, v25, errors, fps, audio, ap25.astype(np.float32), mesh_ap)
 
 
 def manifest_rows(manifest: Path) -> dict[str, dict[str, str]]:
@@ -170,10 +189,15 @@ def speaker_of(name: str, notes: str) -> str:
 
 
 def write_clip(fit: ClipFit, file: str, odir: Path, info: dict[str, str]) -> dict[str, object]:
-    """Write odir/<clip>.npz (coeffs, valid, errors, + audio int16 and mel when the video has audio); its card row."""
+    """Write odir/<clip>.npz (coeffs, valid, errors, aperture, mesh_aperture, + audio int16 and mel when the video
+    has audio); its card row."""
     from engine.audio.features import mel_for_video
 
     arrays: dict[str, np.ndarray] = {"coeffs": fit.coeffs, "valid": fit.valid, "errors": fit.errors}
+    if fit.aperture is not None:
+        arrays["aperture"] = fit.aperture
+    if fit.mesh_aperture is not None:
+        arrays["mesh_aperture"] = fit.mesh_aperture
     if fit.audio is not None:
         arrays["audio"] = np.round(np.clip(fit.audio, -1, 1) * 32767).astype(np.int16)
         mel = mel_for_video(fit.audio, FPS)

@@ -1,7 +1,8 @@
 """Style-E audio encoder training: the mouth learns from real clips, synthetic speech only labels what real clips cannot.
 
-Recipe (LEARNINGS.md "Lip sync from audio"): jawOpen of the real clips, z-scored per clip (fitted scales
-differ per speaker), loss MSE + (1 - Pearson r) over 3 s segments; augmentation: speed (time warp of
+Recipe (LEARNINGS.md "Lip sync from audio"): the real clips' mouth opening — the tracked inner-lip gap / IOD
+that `s2t data fit` stores as `aperture` (fitted jawOpen for older fits without it) — z-scored per clip
+(scales differ per speaker), loss MSE + (1 - Pearson r) over 3 s segments; augmentation: speed (time warp of
 the log-mel and the target together), gain, spectral tilt (EQ), additive noise, SpecAugment. Synthetic
 espeak-ng utterances train only the other 13 mouth channels (MSE, synthetic scale): their pseudo-jaw is
 not mixed into the jaw target (it did not help lip sync). After training, the jaw output is mapped to the
@@ -77,14 +78,18 @@ def warped_segment(sub: np.ndarray, target: np.ndarray, start: float, speed: flo
 
 
 def _zjaw(u: "Utt") -> np.ndarray | None:
-    j = u.coeffs[:, 0]
+    """The jaw target of a real clip, z-scored: its tracked mouth opening (fit `aperture`) when stored, else jawOpen."""
+    from engine.motion.train import mouth_of
+
+    j = mouth_of(u)
     sd = float(j.std())
     return ((j - j.mean()) / sd)[:, None].astype(np.float32) if sd > MIN_JAW_STD else None
 
 
 def train_audio_encoder(c: "Corpus", cfg: "TrainConfig", lookahead: int, steps: int, seconds: float,
                         seg: int = SEGMENT) -> AudioEncoder:
-    """Jaw from real clips (per-clip z-score, MSE + (1 - r)); the other 13 mouth channels from synthetic MSE."""
+    """Jaw from real clips' mouth opening (per-clip z-score, MSE + (1 - r)); the other 13 mouth channels from
+    synthetic MSE."""
     from engine.motion.train import Progress
 
     torch.manual_seed(cfg.seed)

@@ -20,7 +20,7 @@ import numpy as np
 from engine.errors import InputError, NotAvailableError
 from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.style_encoder import check_reference
-from engine.motion.text_encoder import Projection, TextEncoder, clip_embed, minilm_embed
+from engine.motion.text_encoder import TextEncoder, clip_embed, load_projection, minilm_embed
 from engine.spec import DEFAULT_SPEC
 
 if TYPE_CHECKING:
@@ -83,15 +83,15 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
                                     "text encoder (only a MiniLM projection is shipped); train one with "
                                     "engine.motion.text_train.retrain_text_projection(weights, key='text_clip', "
                                     "embed=clip_embed(path))")
-        proj = Projection(z[f"{key}.0.weight"].T.copy(), z[f"{key}.0.bias"], z[f"{key}.2.weight"].T.copy(),
-                          z[f"{key}.2.bias"])
+        proj, span = load_projection(z, key), load_projection(z, f"{key}_span")
+        assert proj is not None  # checked above
         neutral = z["neutral_style"] if "neutral_style" in z.files else np.zeros(STYLE_DIM, np.float32)
         coef_std = z["coef_std"].astype(np.float32)
     students = {int(s): OrtGraph(d / f"denoiser_student{s}.onnx", threads) for s in meta["students"]}
     graphs = Graphs(OrtGraph(d / "audio_encoder.onnx", threads), OrtGraph(d / "decoder.onnx", threads),
                     OrtGraph(d / "denoiser_teacher.onnx", threads), students, int(meta["teacher_steps"]),
                     int(meta["config"]["lookahead"]))
-    text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed)
+    text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed, span)
     return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta)
 
 

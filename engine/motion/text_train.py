@@ -5,7 +5,12 @@ adjectives with intensity adverbs, emotion nouns, face/voice/situation phrases, 
 are the expected emotion weights of each label (what engine.data.synth.mix_for draws, averaged), so no corpus
 is needed. Held-out paraphrases (other words, other sentence shapes) are only scored, never trained on.
 
-    python -m engine.motion.text_train out/style_e_text/weights      # replaces text.* in that style_e.npz
+A second, span classifier (stored as text_span.*) reads single emotion words and short phrases (engine.motion.
+text_encoder.spans, in the frame "an emotion: X"): 9 classes, filler (template/subject/scene/adverb spans and
+everyday sentences' spans) and the 8 emotions (every training-lexicon entry and training adjective).
+
+    python -m engine.motion.text_train out/style_e_text/weights      # replaces text.* and text_span.* there
+    python -m engine.motion.text_train out/style_e_text/weights --eval-only   # held-out pool accuracy, confusion
 """
 
 from __future__ import annotations
@@ -13,17 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import time
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from engine.data.emotions import EMOTIONS, EmotionMix, level_range
+from engine.data import texts as T
 from engine.data.texts import Description, descriptions, lexicon_descriptions
 from engine.errors import InputError
+
+if TYPE_CHECKING:
+    from engine.motion.text_encoder import Projection, TextEncoder
 
 log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], np.ndarray]
@@ -42,6 +53,65 @@ def emotion_target(d: Description) -> np.ndarray:
 def training_descriptions(seed: int = 0, per_label: int = 200, skip: frozenset[str] = frozenset()) -> list[Description]:
     """The corpus's training descriptions (fewer per label) + the lexicon's; never the held-out pool."""
     return descriptions(max(1, 3 * per_label // 4), seed) + lexicon_descriptions(per_label, seed, skip)
+
+
+_TOK = re.compile(r"[a-z][a-z'-]*")
+
+
+@lru_cache(maxsize=1)
+def _heldout_only_stems() -> frozenset[str]:
+    """5-letter stems of words that occur in held-out paraphrases but in no training description."""
+    def toks(ds: list[Description]) -> set[str]:
+        return {t for d in ds for t in _TOK.findall(d.text.lower())}
+
+    only = toks(heldout_pool()) - toks(descriptions(50, 0))
+    return frozenset(t[:5] for t in only if len(t) >= 5)
+
+
+def _held_stems(text: str) -> bool:
+    stems = _heldout_only_stems()
+    return any(len(t) >= 5 and t[:5] in stems for t in _TOK.findall(text.lower()))
+
+
+def span_training_data(skip: frozenset[str] = frozenset(), seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Span classifier examples: (spans, labels) with 0 = filler and 1 + EMOTIONS index for emotion words.
+
+    Emotion spans: every training-lexicon entry and training adjective (minus `skip`). Filler: the spans of the
+    training sentence shapes, subjects, scenes, intensity adverbs and quantifiers (slots blanked), and of
+    everyday spoken sentences. Nothing from the held-out pool.
+    """
+    from engine.motion.text_encoder import spans
+
+    words: list[str] = []
+    labels: list[int] = []
+    for i, e in enumerate(EMOTIONS):
+        ws = [w for w in dict.fromkeys(T.lexicon_entries(e) + T._ADJ[e][0]) if w not in skip]
+        words += ws
+        labels += [i + 1] * len(ws)
+    frames = (T._LEX_ADJ_TEMPLATES + T._LEX_NOUN_TEMPLATES + T._LEX_VP_TEMPLATES + T._LEX_NEG_TEMPLATES
+              + T._LEX_MIX_TEMPLATES + T._TRAIN_TEMPLATES + T._MIX_TRAIN + T._LEX_SUBJ + T._LEX_SCENES + T._SUBJ3
+              + T._SCENES + tuple(a for lv in T._LEX_ADV.values() for a in lv) + T._ADV["low"][0]
+              + T._ADV["medium"][0] + T._ADV["high"][0] + tuple(q for lv in T._LEX_NOUN_Q.values() for q in lv))
+    filler = {sp.text for f in frames for sp in spans(re.sub(r"\{\w+\}", " , ", f))}
+    filler |= {sp.text for t in T.sentences(1500, np.random.default_rng([seed, 5])) for sp in spans(t)}
+    filler -= set(words)
+    filler = {f for f in filler if not _held_stems(f)}  # e.g. the grammar's "described" vs a held-out shape's "describe"
+    fill = sorted(filler)
+    return words + fill, np.array(labels + [0] * len(fill))
+
+
+def train_span_classifier(embed: Embed, seed: int = 0, skip: frozenset[str] = frozenset(), steps: int = 2000,
+                          hidden: int = 128) -> nn.Sequential:
+    """The 9-way span classifier (filler + 8 emotions) on framed span embeddings, classes balanced by repetition."""
+    from engine.motion.text_encoder import span_inputs
+
+    items, y = span_training_data(skip, seed)
+    x = embed(span_inputs(items))
+    counts = np.bincount(y, minlength=len(EMOTIONS) + 1)
+    reps = np.ceil(len(y) / (len(EMOTIONS) + 1) / np.maximum(counts, 1)).astype(int)
+    idx = np.concatenate([np.flatnonzero(y == c).repeat(reps[c]) for c in range(len(EMOTIONS) + 1)])
+    return fit_projection(x[idx], np.eye(len(EMOTIONS) + 1, dtype=np.float32)[y[idx]], steps, seed, hidden,
+                          noise=0.02, mixup=0.0)
 
 
 def fit_projection(emb: np.ndarray, target: np.ndarray, steps: int = 3000, seed: int = 0, hidden: int = 256,
@@ -86,10 +156,39 @@ def primary_accuracy(net: nn.Sequential, emb: np.ndarray, primary: np.ndarray, t
     return float((pred == primary).mean())
 
 
-def train_projection(embed: Embed, steps: int = 3000, seed: int = 0, per_label: int = 200,
-                          hidden: int = 256) -> tuple[nn.Sequential, dict[str, object]]:
-    """Embed the training descriptions with `embed`, fit the projection; returns it and a small report
-    (training accuracy, and accuracy on the held-out paraphrase pool, which is scored only)."""
+def to_projection(net: nn.Sequential) -> "Projection":
+    """The runtime (numpy) Projection of a trained two-layer MLP."""
+    from engine.motion.text_encoder import Projection
+
+    a = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    return Projection(a["0.weight"].T.copy(), a["0.bias"], a["2.weight"].T.copy(), a["2.bias"])
+
+
+def evaluate(encoder: "TextEncoder", ds: list[Description]) -> dict[str, object]:
+    """Primary-emotion accuracy of an encoder over descriptions (the benchmark's rule: the strongest non-neutral
+    weight above 0.1, else neutral), per-emotion accuracy and the confusion matrix (rows: true, columns: read)."""
+    from engine.motion.train import primary_of
+
+    true = _primary_ids(ds)
+    pred = primary_of(encoder.encode_batch([d.text for d in ds]))
+    conf = np.zeros((len(EMOTIONS), len(EMOTIONS)), int)
+    np.add.at(conf, (true, pred), 1)
+    per = {e: round(float(conf[i, i] / max(conf[i].sum(), 1)), 4) for i, e in enumerate(EMOTIONS)}
+    return {"acc": round(float(np.mean(pred == true)), 4), "per_emotion": per, "confusion": conf.tolist(),
+            "texts": len(ds)}
+
+
+def heldout_pool() -> list[Description]:
+    """The corpus's held-out paraphrase pool (texts_per_label 400 // 5, seed 0): scored only, never trained on."""
+    return descriptions(80, 0, heldout=True)
+
+
+def train_text_encoder(embed: Embed, steps: int = 3000, seed: int = 0, per_label: int = 200, hidden: int = 256,
+                       span: bool = True) -> tuple[nn.Sequential, nn.Sequential | None, dict[str, object]]:
+    """The sentence projection and (with `span`) the span classifier (2/3 of `steps`); the report scores the
+    held-out pool with both and with the sentence projection alone."""
+    from engine.motion.text_encoder import TextEncoder
+
     if steps < 1:
         raise InputError(f"text projection steps must be >= 1, got {steps}")
     t0 = time.perf_counter()
@@ -97,14 +196,18 @@ def train_projection(embed: Embed, steps: int = 3000, seed: int = 0, per_label: 
     emb = embed([d.text for d in train])
     target = np.stack([emotion_target(d) for d in train])
     net = fit_projection(emb, target, steps, seed, hidden)
-    held = descriptions(80, 0, heldout=True)  # the corpus's held-out pool (texts_per_label 400 // 5, seed 0)
+    span_net = train_span_classifier(embed, seed, steps=max(1, 2 * steps // 3)) if span else None
+    held = heldout_pool()
+    sentence_only = evaluate(TextEncoder(to_projection(net), embed), held)["acc"]
+    full = evaluate(TextEncoder(to_projection(net), embed, to_projection(span_net)), held) if span_net else None
     info: dict[str, object] = {
-        "texts": len(train), "steps": steps, "hidden": hidden, "seed": seed,
+        "texts": len(train), "steps": steps, "hidden": hidden, "seed": seed, "span": span,
         "train_primary_acc": round(primary_accuracy(net, emb, _primary_ids(train)), 4),
-        "heldout_primary_acc": round(primary_accuracy(net, embed([d.text for d in held]), _primary_ids(held)), 4),
+        "heldout_primary_acc": full["acc"] if full else sentence_only,
+        "heldout_primary_acc_sentence_only": sentence_only,
         "heldout_texts": len(held), "seconds": round(time.perf_counter() - t0, 1)}
     log.info("text projection: %s", info)
-    return net, info
+    return net, span_net, info
 
 
 def projection_arrays(net: nn.Sequential, key: str = "text") -> dict[str, np.ndarray]:
@@ -112,24 +215,32 @@ def projection_arrays(net: nn.Sequential, key: str = "text") -> dict[str, np.nda
     return {f"{key}.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
 
 
-def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int = 0, per_label: int = 200,
-                            hidden: int = 256, key: str = "text", embed: Embed | None = None) -> dict[str, object]:
-    """Train a new text projection and replace only the `{key}.*` arrays inside an existing style_e.npz
-    (every other array is kept bit-identical); records the report under "text_projection" in the sibling
-    style_e.json when there is one. `embed` defaults to the bundled MiniLM (key "text")."""
+def _npz_path(npz_path: str | Path) -> Path:
     p = Path(npz_path)
     if p.is_dir():
         p = p / "style_e.npz"
     if not p.is_file():
         raise InputError(f"no Style-E weights at {p}")
+    return p
+
+
+def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int = 0, per_label: int = 200,
+                            hidden: int = 256, key: str = "text", embed: Embed | None = None,
+                            span: bool = True) -> dict[str, object]:
+    """Train a new text projection (+ span classifier) and replace only the `{key}.*` and `{key}_span.*` arrays
+    inside an existing style_e.npz (every other array is kept bit-identical); records the report under
+    "text_projection" in the sibling style_e.json when there is one. `embed` defaults to the bundled MiniLM."""
+    p = _npz_path(npz_path)
     if embed is None:
         from engine.motion.text_encoder import minilm_embed
 
         embed = minilm_embed
-    net, info = train_projection(embed, steps, seed, per_label, hidden)
+    net, span_net, info = train_text_encoder(embed, steps, seed, per_label, hidden, span)
     with np.load(p, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if not k.startswith(f"{key}.")}
+        arrays = {k: z[k] for k in z.files if not k.startswith((f"{key}.", f"{key}_span."))}
     arrays |= projection_arrays(net, key)
+    if span_net is not None:
+        arrays |= projection_arrays(span_net, f"{key}_span")
     tmp = p.with_name(p.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(p)
@@ -142,6 +253,23 @@ def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int =
     return info
 
 
+def evaluate_weights(npz_path: str | Path, key: str = "text", embed: Embed | None = None) -> dict[str, object]:
+    """Held-out pool accuracy and confusion of the text encoder stored in a style_e.npz (and of its sentence
+    projection alone, for comparison); trains nothing."""
+    from engine.motion.text_encoder import TextEncoder, load_projection, minilm_embed
+
+    with np.load(_npz_path(npz_path), allow_pickle=False) as z:
+        proj, span = load_projection(z, key), load_projection(z, f"{key}_span")
+    if proj is None:
+        raise InputError(f"no {key}.* projection in {npz_path}")
+    embed = embed or minilm_embed
+    held = heldout_pool()
+    out = evaluate(TextEncoder(proj, embed, span), held)
+    out["sentence_only_acc"] = evaluate(TextEncoder(proj, embed), held)["acc"] if span is not None else out["acc"]
+    out["span_classifier"] = span is not None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     ap = argparse.ArgumentParser(description="Retrain the Style-E text projection inside a weights folder/npz.")
@@ -151,9 +279,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-label", type=int, default=200)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-span", action="store_true", help="sentence projection only (no span classifier)")
+    ap.add_argument("--eval-only", action="store_true",
+                    help="train nothing: print the held-out pool accuracy and confusion of the stored encoder")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    info = retrain_text_projection(a.weights, a.steps, a.seed, a.per_label, a.hidden)
+    if a.eval_only:
+        res = evaluate_weights(a.weights)
+        log.info("held-out pool: %d texts, accuracy %.4f (sentence projection alone %.4f)", res["texts"], res["acc"],
+                 res["sentence_only_acc"])
+        log.info("per emotion: %s", json.dumps(res["per_emotion"]))
+        conf = np.array(res["confusion"])
+        log.info("confusion (rows true, columns read):\n%10s %s\n%s", "", " ".join(f"{e[:5]:>5}" for e in EMOTIONS),
+                 "\n".join(f"{e:>10} " + " ".join(f"{v:5d}" for v in row) for e, row in zip(EMOTIONS, conf)))
+        return 0
+    info = retrain_text_projection(a.weights, a.steps, a.seed, a.per_label, a.hidden, span=not a.no_span)
     log.info("%s", json.dumps(info))
     return 0
 

@@ -26,7 +26,7 @@ from engine.motion.denoiser import Denoiser, DenoiserConfig
 from engine.motion.sampler import alpha_sigma
 from engine.motion.style_encoder import StyleEncoder
 from engine.motion.text_encoder import minilm_embed
-from engine.motion.text_train import train_projection
+from engine.motion.text_train import projection_arrays, train_text_encoder
 from engine.motion.vae import MotionVAE
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Utt:
     cond: np.ndarray | None = None  # (T, 15) audio encoder output
     motion: np.ndarray | None = None  # (T, 34) what the VAE/denoiser model: coeffs minus the encoder's mouth (motion_target)
     latent: np.ndarray | None = None  # (T, 16) unit-scaled VAE means
+    mouth: np.ndarray | None = None  # (T,) real clips: tracked mouth opening (the fit's `aperture`), the jaw's target
 
 
 @dataclass(slots=True)
@@ -99,6 +100,17 @@ def av_offset(audio: np.ndarray, jaw: np.ndarray, max_lag: int = 8) -> int:
     return best_lag_pearson(jaw[: len(e)], e, max_lag, min_points=1)[1]
 
 
+def mouth_of(u: Utt) -> np.ndarray:
+    """A real clip's mouth opening: the tracked aperture when the fit stored one, else the fitted jawOpen."""
+    return u.mouth if u.mouth is not None else u.coeffs[:, 0]
+
+
+def _delay(x: np.ndarray, d: int) -> np.ndarray:
+    """`x` delayed by d frames (negative: advanced), edges held."""
+    return np.concatenate([np.repeat(x[:1], d, 0), x[: len(x) - d]]) if d > 0 else \
+        np.concatenate([x[-d:], np.repeat(x[-1:], -d, 0)]) if d < 0 else x
+
+
 def align_reals(reals: list[Utt], lead: int | None = None) -> tuple[list[Utt], int]:
     """Shift each clip's coefficients so its jaw leads the audio envelope by the same `lead` frames.
 
@@ -108,16 +120,13 @@ def align_reals(reals: list[Utt], lead: int | None = None) -> tuple[list[Utt], i
     on flite voices (docs/style_e.md). Clips whose jaw does not move keep their timing and do not vote.
     Needs `audio` on every Utt.
     """
-    ks = [av_offset(u.audio, u.coeffs[:, 0]) if u.coeffs[:, 0].std() > 1e-3 else None for u in reals]  # type: ignore[arg-type]
+    ks = [av_offset(u.audio, m) if (m := mouth_of(u)).std() > 1e-3 else None for u in reals]  # type: ignore[arg-type]
     moving = [k for k in ks if k is not None]
     target = int(lead if lead is not None else round(float(np.median(moving))) if moving else 0)
     out = []
     for u, k in zip(reals, ks):
         d = 0 if k is None else k - target  # delay the coefficients by d frames
-        c = u.coeffs
-        c = np.concatenate([np.repeat(c[:1], d, 0), c[: len(c) - d]]) if d > 0 else \
-            np.concatenate([c[-d:], np.repeat(c[-1:], -d, 0)]) if d < 0 else c
-        out.append(replace(u, coeffs=c))
+        out.append(replace(u, coeffs=_delay(u.coeffs, d), mouth=None if u.mouth is None else _delay(u.mouth, d)))
     log.info("real clips aligned to a jaw lead of %d frames (clip leads %s)", target, ks)
     return out, target
 
@@ -160,13 +169,16 @@ def load_corpus(root: str | Path, real: str | Path | None, shards: int, splits: 
             with np.load(Path(real) / f"{clip['clip']}.npz", allow_pickle=False) as z:
                 c, mel, valid = z["coeffs"], z["mel"].astype(np.float32), z["valid"]
                 z_audio = z["audio"].astype(np.float32) / 32767.0
+                ap = np.nan_to_num(z["aperture"].astype(np.float32)) if "aperture" in z.files else None
             n = min(len(c), len(mel))
             c = c[:n].copy()
             if not valid[:n].all():  # hold the last valid frame over tracking gaps
                 idx = np.maximum.accumulate(np.where(valid[:n], np.arange(n), 0))
                 c = c[idx]
+                ap = None if ap is None else ap[:n][idx]
             reals.append(Utt(mel[:n].reshape(n, MEL_DIM).astype(np.float16), c, np.eye(8, dtype=np.float32)[0], 0,
-                             -1, -1, str(clip["speaker"]), str(clip["clip"]), z_audio))
+                             -1, -1, str(clip["speaker"]), str(clip["clip"]), z_audio,
+                             mouth=None if ap is None else ap[:n].copy()))
         if align_real:
             reals, target_lead = align_reals(reals, None if lead < 0 else lead)
         if not keep_audio:
@@ -396,7 +408,7 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     vae = train_vae(c, mean, std, cfg, 0.1 * budget)
     for u in c.synth:
         u.latent = encode_latent(vae, u.motion, mean, std)  # type: ignore[arg-type]
-    text, _ = train_projection(minilm_embed, cfg.text_steps, cfg.seed)  # corpus-free: texts + lexicon (text_train)
+    text, span, _ = train_text_encoder(minilm_embed, cfg.text_steps, cfg.seed)  # corpus-free: texts + lexicon
     bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
     den, sty = train_denoiser(bt, cfg, 0.45 * budget, len(STYLE_NAMES), vae=vae)
     students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, 0.15 * budget)
@@ -406,6 +418,8 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
               "neutral_style": neutral_style.astype(np.float32)}
     arrays |= state_arrays("audio", enc) | state_arrays("vae", vae) | state_arrays("text", text)
     arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
+    if span is not None:
+        arrays |= projection_arrays(span, "text_span")
     for steps, s in students.items():
         arrays |= state_arrays(f"student{steps}", s)
     meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),

@@ -49,6 +49,9 @@ class TrainConfig:
     jitter: float = 0.15  # colour augmentation strength (0 = off)
     w_flow: float = 0.1  # L1 on the residual flow (per pixel of displacement): keeps the geometry the coefficients set
     w_keep: float = 2.0  # L1 between output and warp gradients on the face, weighted by (1 - strength): structure stays the warp's
+    # L1 between output and warp off the face (hair, neck, clothes, background), weighted by (1 - strength): the refiner
+    # fixes the face; elsewhere it keeps the warp (its halos at the jaw and neck moved the tracked face outline)
+    w_still: float = 0.0
     seed: int = 0
     minutes: float = 22.0  # wall-clock cap
     log_every: int = 100
@@ -230,6 +233,13 @@ def recon_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cfg:
     return l1 + cfg.w_ssim * ss + cfg.w_grad * gl
 
 
+def still_loss(out: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between output and warp off the face (mask 0), weighted by (1 − strength): photographic frames keep
+    the warp's hair, neck, clothes and background."""
+    off = (1.0 - strength)[:, :, None, None] * (1.0 - mask)
+    return ((out - warped).abs() * off).mean()
+
+
 def train(data: ReenactSet, bank: tuple[np.ndarray, np.ndarray], cfg: TrainConfig, device: str = "cpu",
           model: StyleA | None = None) -> tuple[StyleA, dict[str, object]]:
     """Run the recipe on the train split of `data`; returns the model (eval mode) and training stats."""
@@ -263,6 +273,8 @@ def train(data: ReenactSet, bank: tuple[np.ndarray, np.ndarray], cfg: TrainConfi
             (ox, oy), (wx, wy) = _grad(out), _grad(b["warped"])
             kw = (1.0 - b["strength"])[:, :, None, None] * b["mask"]
             loss = loss + cfg.w_keep * (((ox - wx).abs() * kw[..., :, 1:]).mean() + ((oy - wy).abs() * kw[..., 1:, :]).mean())
+        if cfg.w_still > 0:
+            loss = loss + cfg.w_still * still_loss(out, b["warped"], b["mask"], b["strength"])
         use_gan = step >= cfg.gan_start and cfg.w_adv > 0
         if use_gan:
             logit_f, feat_f = disc(out)
