@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from engine.audio.features import rms_envelope
     from engine.motion.audio_train import encode_audio, train_audio_encoder
     from engine.motion.train import TrainConfig, align_reals, load_corpus, mouth_of, state_arrays
 

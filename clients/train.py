@@ -43,8 +43,8 @@ def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--max-samples", type=int, default=100, help="frames sampled per clip")
     s.add_argument("--style-prob", type=float, default=0.5, help="share of training samples with an art style on the target")
     s.add_argument("--w-keep", type=float, default=2.0, help="weight of the keep-the-warp's-structure loss (photographic samples)")
-    s.add_argument("--w-still", type=float, default=0.0,
-                   help="weight of the loss on any change outside the tracked face (photographic samples); runs 9-11 used 1-3")
+    s.add_argument("--w-still", type=float, default=4.0,
+                   help="weight of the loss on any change outside the tracked face (photographic samples; 0: off)")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     s.add_argument("--seed", type=int, default=0)

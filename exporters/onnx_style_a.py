@@ -136,7 +136,7 @@ def parity(weights: str | Path, onnx_dir: str | Path, batch: int = 3, size: int 
 
 def write_model_card(weights: str | Path, out_dir: str | Path, metrics: dict[str, object] | None,
                      manifest: str | Path | None = None, lineage: list[str] | None = None) -> Path:
-    """MODEL_CARD.md + style_a_meta.json beside the graphs: data (clips, licences), recipe, metrics, sha256."""
+    """The model card (style_a.md, named after style_a.npz) + style_a_meta.json beside the graphs: data (clips, licences), recipe, metrics, sha256."""
     from engine.data.fit import manifest_rows
 
     _, meta = load_weights(weights)
@@ -174,7 +174,7 @@ def write_model_card(weights: str | Path, out_dir: str | Path, metrics: dict[str
         lines += ["### Lineage", "", *[f"- {x}" for x in lineage], ""]
     lines += [
               "## Metrics (`benchmarks/render_quality.py`)", "", "```json", json.dumps(metrics or {}, indent=1), "```", ""]
-    card = out / "MODEL_CARD.md"
+    card = out / "style_a.md"
     card.write_text("\n".join(lines))
     return card
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="engine/render/weights")
     ap.add_argument("--fp16", action="store_true", help="half-precision graphs for GPU providers (needs CUDA)")
     ap.add_argument("--json", metavar="OUT", help="write parity numbers here")
-    ap.add_argument("--card", metavar="METRICS_JSON", help="write MODEL_CARD.md with these benchmark metrics")
+    ap.add_argument("--card", metavar="METRICS_JSON", help="write the model card (style_a.md) with these benchmark metrics")
     ap.add_argument("--manifest", default="../shared/data/MANIFEST.md", help="for clip sources and licences")
     ap.add_argument("--no-export", action="store_true", help="only (re)write the model card")
     ap.add_argument("--lineage", metavar="TXT", help="training history lines for the card (one per run)")

@@ -113,7 +113,7 @@ def parity(weights: str | Path, onnx_dir: str | Path | None = None) -> dict[str,
 
 
 def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None = None) -> Path:
-    """MODEL_CARD.md beside the weights: data, recipe, metrics (a motion_quality.py JSON), sha256 of every file."""
+    """The model card beside the weights (style_e.md, named after style_e.npz): data, recipe, metrics (a motion_quality.py JSON), sha256 of every file."""
     d = Path(weights_dir)
     meta = json.loads((d / "style_e.json").read_text())
     files = sorted(p for p in d.iterdir() if p.suffix in (".npz", ".onnx", ".json"))
@@ -151,7 +151,7 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
     lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
     lines += [f"| {p.name} | {p.stat().st_size} | `{hashlib.sha256(p.read_bytes()).hexdigest()}` |" for p in files]
-    out = d / "MODEL_CARD.md"
+    out = d / "style_e.md"
     out.write_text("\n".join(lines) + "\n")
     return out
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.data.fit import _resample, apertures, fit_directory, fit_video, frame_times, manifest_rows, read_frames_timed, speaker_of
+from engine.data.fit import _resample, fit_directory, fit_video, frame_times, manifest_rows, read_frames_timed, speaker_of
 from engine.errors import NoFaceError
 
 
@@ -72,14 +72,14 @@ def test_partial_face_video_with_silent_audio(shared_data: Path, tmp_path: Path)
 
 
 def test_apertures_is_the_inner_lip_gap_over_the_inter_ocular_distance() -> None:
-    from engine.face.tracker import mouth_aperture
+    from engine.face.tracker import mouth_aperture, mouth_apertures
 
     rng = np.random.default_rng(0)
     lms = rng.random((5, 478, 3)) * 100
     lms[:, 263, :2] = lms[:, 33, :2] + [[40.0, 0.0]]  # IOD 40 px
     lms[:, 14, :2] = lms[:, 13, :2] + np.array([0.0, 4.0]) * np.arange(1, 6)[:, None]  # gap 4, 8, .. 20 px
     lms[2] = np.nan
-    got = apertures(lms)
+    got = mouth_apertures(lms)
     np.testing.assert_allclose(got[[0, 1, 3, 4]], [0.1, 0.2, 0.4, 0.5], atol=1e-9)
     assert np.isnan(got[2])
     np.testing.assert_allclose(got[0], mouth_aperture(lms[0]), atol=1e-12)

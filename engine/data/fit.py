@@ -87,19 +87,6 @@ def frame_times(pts: np.ndarray, fps: float) -> np.ndarray:
     return pts + 0.5 * np.append(step, last)
 
 
-def apertures(landmarks: np.ndarray) -> np.ndarray:
-    """(T, 478, >=2) landmarks -> (T,) mouth opening: inner-lip gap (13-14) / inter-ocular distance (33-263).
-
-    The vectorised form of `engine.face.tracker.mouth_aperture` (LEARNINGS' lip-sync measure); NaN rows stay NaN.
-    """
-    from engine.face.tracker import EYE_OUTER_L, EYE_OUTER_R, LIP_INNER_DOWN, LIP_INNER_UP
-
-    lm = np.asarray(landmarks, np.float64)
-    gap = np.linalg.norm(lm[:, LIP_INNER_DOWN, :2] - lm[:, LIP_INNER_UP, :2], axis=-1)
-    iod = np.linalg.norm(lm[:, EYE_OUTER_L, :2] - lm[:, EYE_OUTER_R, :2], axis=-1)
-    return gap / np.maximum(iod, 1e-6)
-
-
 def _resample(coeffs: np.ndarray, valid: np.ndarray, t_src: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation of valid source frames (centre times `t_src`, s) onto the 25 fps grid (frame centres)."""
     t_src = np.asarray(t_src, np.float64)
@@ -121,7 +108,7 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     at all raises NoFaceError.
     """
     from engine.face.model import FaceModel
-    from engine.face.tracker import FaceTracker
+    from engine.face.tracker import FaceTracker, mouth_apertures
 
     frames, times, fps = read_frames_timed(path, max_frames)
     lms = np.full((len(frames), 478, 3), np.nan, np.float32)
@@ -156,10 +143,10 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     dur = float(times[-1]) + 0.5 * step  # end of the last frame on the audio clock
     n_out = int(np.ceil(dur * FPS - 1e-6))
     c25, v25 = _resample(coeffs, good, times, n_out)
-    ap = np.nan_to_num(apertures(lms))[:, None]  # tracked landmarks (image px); faceless rows are not interpolated
+    ap = np.nan_to_num(mouth_apertures(lms))[:, None]  # tracked landmarks (image px); faceless rows are not interpolated
     ap25 = _resample(ap, good, times, n_out)[0][:, 0]
     ap25[~v25] = np.nan
-    mesh_ap = apertures(model.deform_batch(c25)).astype(np.float32)  # the fitted coefficients' own lip gap
+    mesh_ap = mouth_apertures(model.deform_batch(c25)).astype(np.float32)  # the fitted coefficients' own lip gap
     log.info("%s: %d frames @ %.1f fps, %d without face, median err %.2f%% IOD", Path(path).name, len(frames),
              fps, int((~good).sum()), 100 * float(np.nanmedian(errors)))
     return ClipFit(Path(path).stem, c25, v25, errors, fps, audio, ap25.astype(np.float32), mesh_ap)

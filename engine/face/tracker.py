@@ -94,11 +94,18 @@ def inter_ocular(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(lm[EYE_OUTER_L, :2] - lm[EYE_OUTER_R, :2]))
 
 
+def mouth_apertures(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (landmarks 13 and 14) divided by the inter-ocular distance (33 to 263), over any leading
+    axes: (..., 478, >=2) -> (...); NaN landmarks give NaN."""
+    lm = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(lm[..., LIP_INNER_DOWN, :2] - lm[..., LIP_INNER_UP, :2], axis=-1)
+    iod = np.linalg.norm(lm[..., EYE_OUTER_L, :2] - lm[..., EYE_OUTER_R, :2], axis=-1)
+    return gap / np.maximum(iod, 1e-6)
+
+
 def mouth_aperture(landmarks: np.ndarray) -> float:
-    """Inner-lip gap (landmarks 13 and 14) divided by the inter-ocular distance (33 to 263)."""
-    lm = np.asarray(landmarks)
-    gap = float(np.linalg.norm(lm[LIP_INNER_DOWN, :2] - lm[LIP_INNER_UP, :2]))
-    return gap / max(inter_ocular(lm), 1e-6)
+    """`mouth_apertures` of one face's (478, >=2) landmarks."""
+    return float(mouth_apertures(landmarks))
 
 
 @contextlib.contextmanager

@@ -210,11 +210,6 @@ def train_text_encoder(embed: Embed, steps: int = 3000, seed: int = 0, per_label
     return net, span_net, info
 
 
-def projection_arrays(net: nn.Sequential, key: str = "text") -> dict[str, np.ndarray]:
-    """The arrays style_e.npz stores for a projection (`{key}.0.weight` ... `{key}.2.bias`, torch layout)."""
-    return {f"{key}.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
-
-
 def _npz_path(npz_path: str | Path) -> Path:
     p = Path(npz_path)
     if p.is_dir():
@@ -230,6 +225,8 @@ def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int =
     """Train a new text projection (+ span classifier) and replace only the `{key}.*` and `{key}_span.*` arrays
     inside an existing style_e.npz (every other array is kept bit-identical); records the report under
     "text_projection" in the sibling style_e.json when there is one. `embed` defaults to the bundled MiniLM."""
+    from engine.motion.train import state_arrays  # train imports this module
+
     p = _npz_path(npz_path)
     if embed is None:
         from engine.motion.text_encoder import minilm_embed
@@ -238,9 +235,9 @@ def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int =
     net, span_net, info = train_text_encoder(embed, steps, seed, per_label, hidden, span)
     with np.load(p, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if not k.startswith((f"{key}.", f"{key}_span."))}
-    arrays |= projection_arrays(net, key)
+    arrays |= state_arrays(key, net)
     if span_net is not None:
-        arrays |= projection_arrays(span_net, f"{key}_span")
+        arrays |= state_arrays(f"{key}_span", span_net)
     tmp = p.with_name(p.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(p)

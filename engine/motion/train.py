@@ -26,7 +26,7 @@ from engine.motion.denoiser import Denoiser, DenoiserConfig
 from engine.motion.sampler import alpha_sigma
 from engine.motion.style_encoder import StyleEncoder
 from engine.motion.text_encoder import minilm_embed
-from engine.motion.text_train import projection_arrays, train_text_encoder
+from engine.motion.text_train import train_text_encoder
 from engine.motion.vae import MotionVAE
 
 log = logging.getLogger(__name__)
@@ -419,7 +419,7 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     arrays |= state_arrays("audio", enc) | state_arrays("vae", vae) | state_arrays("text", text)
     arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
     if span is not None:
-        arrays |= projection_arrays(span, "text_span")
+        arrays |= state_arrays("text_span", span)
     for steps, s in students.items():
         arrays |= state_arrays(f"student{steps}", s)
     meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),

@@ -50,8 +50,9 @@ class TrainConfig:
     w_flow: float = 0.1  # L1 on the residual flow (per pixel of displacement): keeps the geometry the coefficients set
     w_keep: float = 2.0  # L1 between output and warp gradients on the face, weighted by (1 - strength): structure stays the warp's
     # L1 between output and warp off the face (hair, neck, clothes, background), weighted by (1 - strength): the refiner
-    # fixes the face; elsewhere it keeps the warp (its halos at the jaw and neck moved the tracked face outline)
-    w_still: float = 0.0
+    # fixes the face; elsewhere it keeps the warp (its halos at the jaw and neck moved the tracked face outline).
+    # 4 = the shipped weights' last run (runs 9-12 warm-started at 1, 2, 3, 4)
+    w_still: float = 4.0
     seed: int = 0
     minutes: float = 22.0  # wall-clock cap
     log_every: int = 100
