@@ -71,7 +71,7 @@ class Logistic:
 
 
 def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  # noqa: ANN001
-              guidance: tuple[float, ...] = (), distill: bool = True) -> dict[str, object]:
+              guidance: tuple[float, ...] = (), distill: bool = True, distill_every: int = 3) -> dict[str, object]:
     from engine.data.styles import STYLE_NAMES
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion
@@ -127,7 +127,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
             emo_oracle.append((int(emo_clf.predict(emotion_features(o2)[None])[0]), u.emotion))
         runs.append((prompt, p2, style))
         sty_pred.append(int(sty_clf.predict(style_features(out)[None])[0]))
-        if distill and i % 3 == 0:  # distillation: same inputs, same noise seed, several samplers
+        if distill and i % distill_every == 0:  # distillation: same inputs, same noise seed, several samplers
             for name, steps in (("teacher", t_steps), ("student2", 2), ("teacher_2step", -2), ("student1", 1),
                                 ("student4", 4)):
                 m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0), prompt, style, 25.0)
@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, nargs="*", default=[], metavar="W",
                    help="also score emotion accuracy and mouth corr at these guidance strengths (2-step student)")
     p.add_argument("--skip-distill", action="store_true", help="skip the teacher/student mouth comparison")
+    p.add_argument("--distill-every", type=int, default=3, help="compare samplers on every N-th test utterance")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     import torch
@@ -316,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         res |= speed_and_seams(model, a.seam_seconds, a.seed)
         res["bad_input"] = bad_inputs(model)
     if not a.skip_synthetic and not a.loso_only:
-        res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed, tuple(a.guidance), not a.skip_distill)
+        res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed, tuple(a.guidance), not a.skip_distill,
+                         a.distill_every)
     if a.loso and Path(a.loso).is_file():
         info = json.loads(Path(a.loso).read_text())
         table = real_loso(model, a.loso, a.loso_dir, a.real, a.seed)

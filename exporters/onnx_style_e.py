@@ -135,7 +135,10 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              "inner-lip gap / inter-ocular distance, `aperture` in the fit (fitted jawOpen for fits without it), "
              "z-scored per clip, MSE + (1 - r) over 3 s segments; each clip shifted so its mouth leads the audio "
              f"envelope by {meta.get('real_jaw_lead', '?')} frames, train.align_reals): "
-             f"{len(meta['real_clips'])} clips, all speakers",
+             f"{len(meta['real_clips'])} clips, all speakers"
+             + ("; the jaw output is a ridge head over the encoder's window of mel frames, fitted on the same targets "
+                "after the conv, its strength chosen by leave-one-speaker-out (audio_train.fit_linear_jaw): "
+                f"{meta['linear_jaw']}" if meta.get("linear_jaw") else ""),
              "- emotion prompts: the labour-free training descriptions (held-out paraphrases never trained on)"
              + (f"; text projection: {meta['text_projection']}" if "text_projection" in meta else ""), "",
              "## Recipe", "", "```", json.dumps(meta["config"], indent=1), "```", "",

@@ -104,3 +104,52 @@ def test_encoder_streaming_windows_equal_the_offline_output() -> None:
         full = enc(mel)[0]
         chunks = torch.cat([enc(mel[:, i : i + 2 + 16])[0] for i in range(0, 60, 2)])
     torch.testing.assert_close(chunks, full, atol=1e-5, rtol=1e-5)  # no statistics pooled over the window
+
+
+def test_linear_jaw_head_learns_a_held_out_speakers_mouth_and_streams_exactly() -> None:
+    """The ridge jaw head: fitted on some speakers, it predicts another speaker's mouth when the mouth is a linear
+    function of the mel; the strength comes from leave-one-speaker-out; chunks equal the offline output."""
+    from engine.motion.audio_train import encode_audio, fit_linear_jaw
+
+    rng = np.random.default_rng(0)
+    taps = rng.standard_normal((3, 80))  # mouth(t) = sum over frames t-1, t, t+1 of taps . frame-mean mel
+
+    def clip(speaker: str) -> tuple[Utt, np.ndarray]:
+        mel = rng.standard_normal((600, 320)) - 8
+        m = mel.reshape(600, 4, 80).mean(1)
+        y = sum(np.pad(m, ((1, 1), (0, 0)))[k : k + 600] @ taps[k] for k in range(3))
+        y = y + 0.3 * y.std() * rng.standard_normal(600)
+        return _utt(mel, np.zeros((600, 34)), speaker, split=speaker), ((y - y.mean()) / y.std())[:, None]
+
+    train = [clip(f"s{i}") for i in range(4)]
+    enc = AudioEncoder(AudioEncoderConfig(lookahead=2)).eval()
+    enc.mel_mean.fill_(-8.0)
+    conv_jaw = encode_audio(enc, train[0][0])[:, 0]
+    info = fit_linear_jaw(enc, train, grid=(1e1, 1e3, 1e6))
+    assert info["speakers"] == 4 and info["ridge"] in (1e1, 1e3)  # 1e6 flattens the map: CV must not pick it
+    u, z = clip("held")
+    pred = encode_audio(enc, u)[:, 0]
+    assert np.corrcoef(pred, z[:, 0])[0, 1] > 0.8  # noise caps it near 0.96; 1360 weights from 2400 frames
+    assert np.corrcoef(encode_audio(enc, train[0][0])[:, 0], conv_jaw)[0, 1] < 0.5  # the head replaced the conv's jaw
+    x = torch.from_numpy(np.pad(u.mel.astype(np.float32), ((14, 2), (0, 0)), constant_values=-11.5))[None]
+    with torch.no_grad():
+        chunks = torch.cat([enc(x[:, i : i + 2 + 16])[0] for i in range(0, 600, 2)])
+        torch.testing.assert_close(chunks, enc(x)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_weights_saved_before_the_linear_jaw_load_with_it_off() -> None:
+    from engine.motion.train import load_encoder, state_arrays
+
+    enc = AudioEncoder(AudioEncoderConfig(lookahead=2))
+    arrays = {k: v for k, v in state_arrays("audio", enc).items() if ".jaw_" not in k and "linear_jaw" not in k}
+    old = load_encoder(arrays, "audio", 2)
+    assert float(old.linear_jaw) == 0.0
+    mel = torch.randn(1, 30, 320) - 8
+    with torch.no_grad():
+        torch.testing.assert_close(old(mel), load_state_like(enc, arrays)(mel))
+
+
+def load_state_like(enc: AudioEncoder, arrays: dict[str, np.ndarray]) -> AudioEncoder:
+    """`enc` with `arrays` loaded over its own state (the jaw head left as it is: off)."""
+    enc.load_state_dict({k[len("audio."):]: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
+    return enc.eval()

@@ -1,7 +1,10 @@
 """Style-E audio encoder: a dilated 1D conv over frame-aligned log-mel -> mouth coefficients + energy per frame.
 
 The encoder sees `past` mel frames before and `lookahead` frames after each output frame (video-frame
-units, 25 fps, 4 mel sub-frames each). Its output is a fixed, semantically named interface — the 14
+units, 25 fps, 4 mel sub-frames each). The jaw can come from a linear head over the same window (`jaw_lin`,
+a ridge regression fitted after the conv is trained, `audio_train.fit_linear_jaw`): on held-out real speakers
+the heavily regularised linear map generalises better than the conv, which memorises the ~150 s of real
+clips (docs/style_e.md). The encoder's output is a fixed, semantically named interface — the 14
 mouth channels of the MotionSpec (synthetic scale) plus a normalised log-energy — so the denoiser does
 not depend on one training run's hidden features (a leave-one-speaker-out encoder can be swapped in).
 """
@@ -56,6 +59,12 @@ class AudioEncoder(nn.Module):
         self.norms = nn.ModuleList([FrameNorm(c) for _ in range(4)])
         self.out = nn.Conv1d(c, N_MOUTH, 1)
         self.drop = nn.Dropout(cfg.dropout)
+        # linear jaw over the whole window of frame-averaged mel bins (standardised per bin); used when linear_jaw=1
+        self.jaw_lin = nn.Conv1d(80, 1, 2 * cfg.radius + 1)
+        self.register_buffer("jaw_mu", torch.zeros(80))
+        self.register_buffer("jaw_sd", torch.ones(80))
+        self.register_buffer("linear_jaw", torch.zeros(()))
+        self.jaw_fit: dict[str, object] = {}  # how the linear jaw was fitted (audio_train.fit_linear_jaw)
         self.register_buffer("mel_mean", torch.zeros(()))
         self.register_buffer("mel_std", torch.ones(()))
         # per-channel map of the raw head onto the synthetic coefficient scale (the jaw trains in z units)
@@ -75,7 +84,14 @@ class AudioEncoder(nn.Module):
             d = conv.dilation[0]
             h = h[:, :, d:-d] + self.drop(conv(torch.nn.functional.gelu(norm(h))))
         mouth = self.out(torch.nn.functional.gelu(h)).transpose(1, 2)
-        return torch.cat([mouth, energy], -1)
+        lin = self.jaw_lin((self.jaw_frames(x) - self.jaw_mu[:, None]) / self.jaw_sd[:, None]).transpose(1, 2)
+        jaw = self.linear_jaw * lin + (1 - self.linear_jaw) * mouth[..., :1]
+        return torch.cat([jaw, mouth[..., 1:], energy], -1)
+
+    @staticmethod
+    def jaw_frames(x: torch.Tensor) -> torch.Tensor:
+        """(B, T, 320) normalised mel -> (B, 80, T): the 4 sub-frames of each video frame averaged (jaw head input)."""
+        return x.reshape(x.shape[0], x.shape[1], 4, 80).mean(2).transpose(1, 2)
 
 
 def pad_mel(mel: np.ndarray, past: int, lookahead: int) -> np.ndarray:

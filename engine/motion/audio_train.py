@@ -147,8 +147,62 @@ def train_audio_encoder(c: "Corpus", cfg: "TrainConfig", lookahead: int, steps: 
         step += 1
     log.info("audio encoder L=%d: %d steps in %.0f s", lookahead, step, time.perf_counter() - t0)
     enc.eval()
+    if cfg.linear_jaw:
+        enc.jaw_fit = fit_linear_jaw(enc, real)
     calibrate_jaw(enc, synth[:400])
     return enc
+
+
+RIDGE_GRID = (1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6)  # ridge strengths tried (features standardised, ~4k frames)
+RIDGE_DEFAULT = 1e5  # used when there are too few speakers to cross-validate
+
+
+@torch.no_grad()
+def _jaw_windows(enc: AudioEncoder, u: "Utt") -> np.ndarray:
+    """(T, 80 * taps) raw (unstandardised) jaw-head input windows of an utterance, in the head's tap order."""
+    x = torch.from_numpy(pad_mel(u.mel.reshape(-1, 4, 80), enc.cfg.past, enc.cfg.lookahead))[None]
+    f = enc.jaw_frames((x - enc.mel_mean) / enc.mel_std)[0].numpy().T  # (T + taps - 1, 80)
+    taps = enc.jaw_lin.kernel_size[0]
+    return np.stack([f[k : k + len(f) - taps + 1] for k in range(taps)], 2).reshape(len(f) - taps + 1, -1)
+
+
+@torch.no_grad()
+def fit_linear_jaw(enc: AudioEncoder, real: list[tuple["Utt", np.ndarray]],
+                   grid: tuple[float, ...] = RIDGE_GRID) -> dict[str, object]:
+    """Fit the encoder's linear jaw head (ridge regression, z-scored mouth opening of the real clips) and switch
+    the encoder to it. The ridge strength is chosen by leave-one-speaker-out over the training speakers (mean
+    per-clip Pearson r of the held-out speaker's clips)."""
+    wins = [_jaw_windows(enc, u) for u, _ in real]
+    frames = np.concatenate(wins).reshape(-1, 80, enc.jaw_lin.kernel_size[0])
+    mu, sd = frames.mean((0, 2)), frames.std((0, 2)) + 1e-6
+    norm = lambda w: ((w.reshape(len(w), 80, -1) - mu[:, None]) / sd[:, None]).reshape(len(w), -1)  # noqa: E731
+    xs = [norm(w).astype(np.float64) for w in wins]
+    ys = [z[: len(x), 0].astype(np.float64) for x, (_, z) in zip(xs, real)]
+    grams = [(x.T @ x, x.T @ y) for x, y in zip(xs, ys)]
+    eye = np.eye(xs[0].shape[1])
+    speakers = sorted({u.split for u, _ in real})
+    scores: dict[float, list[float]] = {lam: [] for lam in grid}
+    if len(speakers) >= 3:
+        for s in speakers:
+            tr = [g for g, (u, _) in zip(grams, real) if u.split != s]
+            gram, rhs = sum(g for g, _ in tr), sum(b for _, b in tr)
+            for lam in grid:
+                w = np.linalg.solve(gram + lam * eye, rhs)
+                scores[lam] += [float(np.corrcoef(x @ w, y)[0, 1]) for x, y, (u, _) in zip(xs, ys, real)
+                                if u.split == s and y.std() > 0]
+        mean = {lam: float(np.mean(v)) for lam, v in scores.items()}
+        lam = max(grid, key=mean.__getitem__)
+    else:
+        mean, lam = {}, RIDGE_DEFAULT
+    w = np.linalg.solve(sum(g for g, _ in grams) + lam * eye, sum(b for _, b in grams))
+    enc.jaw_lin.weight.copy_(torch.from_numpy(w.reshape(1, 80, -1)))
+    enc.jaw_lin.bias.zero_()
+    enc.jaw_mu.copy_(torch.from_numpy(mu))
+    enc.jaw_sd.copy_(torch.from_numpy(sd))
+    enc.linear_jaw.fill_(1.0)
+    log.info("linear jaw: ridge %.0e (leave-one-speaker-out r by strength: %s)", lam,
+             {f"{k:.0e}": round(v, 3) for k, v in mean.items()})
+    return {"ridge": lam, "speakers": len(speakers), "cv_r": {f"{k:.0e}": round(v, 4) for k, v in mean.items()}}
 
 
 @torch.no_grad()

@@ -48,6 +48,7 @@ class TrainConfig:
     batch: int = 48
     real_share: float = 0.75  # share of audio-encoder segments from real clips (the rest: synthetic, 13 channels)
     audio_dropout: float = 0.1
+    linear_jaw: bool = True  # jaw from a ridge head over the encoder's window (audio_train.fit_linear_jaw)
     audio_channels: int = 128  # audio encoder width
     seed: int = 0
     exclude_speakers: tuple[str, ...] = ()  # leave-one-speaker-out: never train on these
@@ -425,7 +426,8 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),
             "styles": list(STYLE_NAMES), "train_seconds": round(time.perf_counter() - t0, 1),
             "synthetic_utterances": len(c.synth), "real_clips": [u.voice for u in c.real],
-            "real_jaw_lead": c.real_lead, "mouth": "decoder output = VAE decode + the audio encoder's 14 mouth channels"}
+            "real_jaw_lead": c.real_lead, "mouth": "decoder output = VAE decode + the audio encoder's 14 mouth channels",
+            "linear_jaw": enc.jaw_fit or None}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "style_e.npz", **arrays)
@@ -451,7 +453,10 @@ class Modules:
 def load_encoder(arrays: dict[str, np.ndarray], prefix: str, lookahead: int) -> AudioEncoder:
     """An audio encoder from saved arrays (its width read from the arrays)."""
     cfg = AudioEncoderConfig(channels=int(arrays[f"{prefix}.inp.weight"].shape[0]), lookahead=lookahead)
-    return load_state(AudioEncoder(cfg), arrays, prefix)  # type: ignore[return-value]
+    enc = AudioEncoder(cfg)
+    # encoders saved before the linear jaw head existed: keep the head off (the conv's jaw)
+    old = {f"{prefix}.{k}": v.numpy() for k, v in enc.state_dict().items() if f"{prefix}.{k}" not in arrays}
+    return load_state(enc, arrays | old, prefix)  # type: ignore[return-value]
 
 
 def load_modules(weights: str | Path) -> Modules:
@@ -489,6 +494,7 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     meta["config"]["lookahead"] = cfg.lookahead
     meta["audio_encoder"] = {"retrained": True, "steps_cap": cfg.audio_steps, "minutes": cfg.minutes,
                              "shards": cfg.shards, "real_share": cfg.real_share}
+    meta["linear_jaw"] = enc.jaw_fit or None
     np.savez_compressed(weights, **arrays)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta

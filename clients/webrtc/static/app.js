@@ -31,9 +31,10 @@ function fileToDataUrl(file) {
 
 async function post(path, body) {
   const r = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body) });
-  let data = {};
-  try { data = await r.json(); } catch (e) { data = { error: `HTTP ${r.status}` }; }
-  if (!r.ok) throw new Error(data.error || `HTTP ${r.status}`);
+  let data = null;
+  try { data = await r.json(); } catch (e) { data = null; }
+  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+  if (data === null) throw new Error(`HTTP ${r.status} with an unreadable reply from ${path}`);
   return data;
 }
 
@@ -187,6 +188,7 @@ async function measureG2G(seconds) {
     const r = await post(`/session/${state.session}/g2g`, body);
     window.__s2t.g2g = r;
     const s = r.summary;
+    if (!s) throw new Error(r.error || "the server sent no glass-to-glass summary");
     $("g2g-out").textContent = `glass-to-glass p50 ${s.p50 === null ? "–" : s.p50.toFixed(0)} ms over ${s.paired} onsets ` +
       `(min ${s.min_ms}, max ${s.max_ms}); ${r.faces}/${r.frames} frames with a face`;
   } catch (e) {
