@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from live_harness import load_speech, plot, run_live, write_json  # noqa: E402
 
-from engine.config import load_config  # noqa: E402
+from engine.config import budget_ms_for, load_config  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, render_workers=args.render_workers))
     result = asyncio.run(run_live(cfg, args.seconds, load_speech(args.audio)))
     result["config"] = {"motion": cfg.motion.kind, "render": cfg.render.kind, "size": cfg.render.size,
-                        "fps": cfg.fps, "transport": cfg.runtime.transport, "render_workers": cfg.runtime.render_workers}
+                        "fps": cfg.fps, "transport": cfg.runtime.transport, "render_workers": cfg.runtime.render_workers,
+                        "budget_ms": budget_ms_for(cfg)}
     write_json(result, args.json)
     png = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if png:
         plot(result, Path(png), f"live latency, {cfg.motion.kind} + {cfg.render.kind} {cfg.render.size}px")
     summary = {k: result[k] for k in ("fps", "e2e_ms", "dropped", "repeated", "av_offset_ms", "stalls")}
+    summary["budget_ms"] = budget_ms_for(cfg)
     print(summary)  # the script's output is its report
     return 0
 

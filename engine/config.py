@@ -27,7 +27,7 @@ class AudioConfig:
 
 @dataclass(frozen=True, slots=True)
 class MotionConfig:
-    kind: str = "baseline"  # "baseline" or "style-e"
+    kind: str = "style-e"  # "style-e" (the trained generator) or "baseline" (the loudness envelope)
     emotion: str = "neutral"
     chunk_frames: int = 2  # K: new frames per chunk
     lookahead_frames: int = 2  # L
@@ -44,7 +44,8 @@ class RenderConfig:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeConfig:
-    budget_ms: float = 150.0  # end-to-end p95 target, audio captured -> frame ready
+    # end-to-end p95 target, audio captured -> frame ready; 0 = DESIGN's budget for the stages (budget_ms_for)
+    budget_ms: float = 0.0
     transport: str = "ipc"  # "ipc" (one host), "tcp", or "inproc"
     host: str = "127.0.0.1"
     render_workers: int = 1
@@ -58,6 +59,21 @@ class RuntimeConfig:
     # is killed and restarted. 3 s: well above any healthy stall seen on a loaded 2-core box.
     worker_timeout_s: float = 3.0
     standby: bool = True  # keep one warm spare worker per role that takes over at once on a failure
+
+
+BASELINE_BUDGET_MS = 150.0  # DESIGN: baselines on a 2-core CPU
+STYLE_BUDGET_MS = 250.0  # DESIGN: Style-E + Style-A on that CPU
+_STYLE_KINDS = ("style-e", "style-a", "engine.motion.style_e:load_stage")
+
+
+def budget_ms_for(cfg: EngineConfig) -> float:
+    """The session's end-to-end budget: `runtime.budget_ms` when set, else DESIGN's for the configured stages."""
+    if cfg.runtime.budget_ms < 0:
+        raise InputError(f"runtime.budget_ms must be positive (or 0 for the default), got {cfg.runtime.budget_ms}")
+    if cfg.runtime.budget_ms > 0:
+        return float(cfg.runtime.budget_ms)
+    styled = cfg.motion.kind in _STYLE_KINDS or cfg.render.kind in _STYLE_KINDS
+    return STYLE_BUDGET_MS if styled else BASELINE_BUDGET_MS
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,9 @@ class MotionChunk:
     spec_key: str
     speech: np.ndarray  # (T,) bool, voice activity per frame
     timings: Timings = ()
+    # Frames of lookahead: row i depicts audio frame seq + i and was made when audio frame seq + lag + i
+    # arrived (the stage's `latency_frames`; 0 for a stage without lookahead).
+    lag: int = 0
 
 
 @dataclass(frozen=True, slots=True)

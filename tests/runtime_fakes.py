@@ -39,6 +39,27 @@ class FakeMotion:
         return None
 
 
+class LookaheadMotion(FakeMotion):
+    """Like FakeMotion, but with Style-E's interface for lookahead: input frames [n-K, n) give the rows of
+    frames [n-K-L, n-L) (`latency_frames` L = 2; neutral rows before the first frame)."""
+
+    latency_frames = 2
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        super().__init__(cfg)
+        self._held: list[np.ndarray] = []
+
+    def step_chunk(self, frames: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        self._held.extend(super().step_chunk(frames, speech))
+        out = []
+        for _ in range(len(frames)):
+            out.append(self._held.pop(0) if len(self._held) > self.latency_frames else self.spec.neutral(1)[0])
+        return np.stack(out)
+
+    def reset(self) -> None:
+        self._held.clear()
+
+
 class FakeRender:
     def __init__(self, cfg: EngineConfig) -> None:
         self.size = cfg.render.size
@@ -79,6 +100,10 @@ def make_motion(cfg: EngineConfig) -> FakeMotion:
     return FakeMotion(cfg)
 
 
+def make_lookahead_motion(cfg: EngineConfig) -> LookaheadMotion:
+    return LookaheadMotion(cfg)
+
+
 def make_render(cfg: EngineConfig) -> FakeRender:
     return FakeRender(cfg)
 
@@ -93,9 +118,10 @@ from engine.config import MotionConfig, RenderConfig, RuntimeConfig  # noqa: E40
 from engine.messages import VideoFrame  # noqa: E402
 
 
-def fake_config(render: str = "runtime_fakes:make_render", **runtime: Any) -> EngineConfig:
+def fake_config(render: str = "runtime_fakes:make_render", motion: str = "runtime_fakes:make_motion",
+                **runtime: Any) -> EngineConfig:
     return EngineConfig(
-        motion=MotionConfig(kind="runtime_fakes:make_motion"),
+        motion=MotionConfig(kind=motion),
         render=RenderConfig(kind=render),
         runtime=RuntimeConfig(**runtime),
     )

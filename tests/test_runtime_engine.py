@@ -70,6 +70,29 @@ async def test_idle_then_speech_frames_paced_and_in_sync(engine: Engine) -> None
     assert abs(s["av_offset_ms"]) < 40
 
 
+async def test_lookahead_stage_pictures_play_with_the_audio_they_show() -> None:
+    """A motion stage whose rows trail their audio by L frames (Style-E's lookahead): the hub pairs each
+    picture with the audio it depicts (the audio waits L frames longer), not with the audio that produced it."""
+    eng = Engine(fake_config(motion="runtime_fakes:make_lookahead_motion", budget_ms=250.0))  # as Style-E's
+    await eng.start()
+    try:
+        feeder = asyncio.create_task(feed_realtime(eng, pattern(3.0)))
+        got = await collect(eng, 3.4)
+        await feeder
+        s = eng.stats()
+    finally:
+        await eng.close()
+        await assert_no_leaks()
+    assert s["motion_lag_frames"] == 2
+    spoken = [f for _, f in got if f.audio.any()]
+    fresh = [f for f in spoken if not f.repeated]
+    assert len(spoken) >= 50 and len(fresh) >= 0.7 * len(spoken), (len(spoken), len(fresh))
+    for f in fresh:  # the loud/quiet parts change every 5 frames: a 2-frame slip fails 40 % of frames
+        assert int(f.image[0, 0, 0]) == pytest.approx(rms(f.audio) * 255, abs=1.5)
+    assert abs(s["av_offset_ms"]) < 40
+    assert s["playout_delay_ms"] >= 80, "the audio is held back by the 2-frame lookahead"
+
+
 async def test_burst_is_played_in_real_time_and_interrupt_cuts_it(engine: Engine) -> None:
     loud = np.full(10 * SR, 0.5, np.float32)  # ten seconds at once
     engine.push_audio(loud)

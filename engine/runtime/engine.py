@@ -30,7 +30,7 @@ import zmq.asyncio
 
 import engine.errors as errors
 from engine.clock import AUDIO_RATE, Clock, MonotonicClock, Pacer, video_pts
-from engine.config import EngineConfig
+from engine.config import EngineConfig, budget_ms_for
 from engine.errors import InputError, NotAvailableError, S2TError
 from engine.messages import AudioChunk, Control, Message, MotionChunk, VideoFrame
 from engine.runtime import transport
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_RENDER_INFLIGHT = 2  # per render worker: one rendering, one waiting
 OUTPUT_DEPTH = 2  # frames waiting for a slow consumer before the oldest is dropped
+OUTBOX_MAX = 256  # messages held for one worker whose pipe is full (~10 s of audio frames)
 START_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 30.0
 SESSION_KEEP = 30_000  # per-frame samples kept for session percentiles (20 min at 25 fps)
@@ -72,7 +73,8 @@ class Engine:
             raise InputError("fps must be positive")
         self.clock = clock or MonotonicClock()
         self.session = session
-        self.budget = BudgetController(self.cfg.runtime.budget_ms, self.clock, ladder)
+        self.budget_ms = budget_ms_for(self.cfg)
+        self.budget = BudgetController(self.budget_ms, self.clock, ladder)
         self._ctx: zmq.asyncio.Context | None = None
         self._sock: zmq.asyncio.Socket | None = None
         self._auth: Any = None
@@ -94,10 +96,11 @@ class Engine:
         spf = AUDIO_RATE / self.cfg.fps
         self.samples_per_frame = int(round(spf))
         self.timeline = AudioTimeline(self.cfg.fps, AUDIO_RATE, self.clock.now())
-        self._max_delay_s = max(self.cfg.runtime.budget_ms / 1e3 - 1.0 / self.cfg.fps, 1.0 / self.cfg.fps)
+        self._max_delay_s = max(self.budget_ms / 1e3 - 1.0 / self.cfg.fps, 1.0 / self.cfg.fps)
         self.playout = Playout(self.cfg.fps, self.samples_per_frame, delay_s=1.5 / self.cfg.fps)
         self._meta: dict[int, Slot] = {}
         self._interrupt_mark = -1
+        self._motion_lag = 0  # frames the motion stage's pictures trail their audio (MotionChunk.lag)
         self._vad: Any = None
         self._vad_carry = np.zeros(0, np.float32)
         self._out: deque[VideoFrame] = deque()
@@ -115,7 +118,7 @@ class Engine:
         self.counts = {"frames_out": 0, "fresh_out": 0, "dropped_busy": 0, "dropped_output": 0,
                        "discarded_interrupt": 0, "sanitized_pushes": 0, "resampled_pushes": 0,
                        "restarts": 0, "failovers": 0, "ticks_missed": 0, "skipped_ladder": 0,
-                       "lost_in_worker": 0}
+                       "lost_in_worker": 0, "dropped_outbox": 0}
         self._pacer: Pacer | None = None
         self._ticks = 0
 
@@ -140,7 +143,13 @@ class Engine:
             for w in self._sup.workers.values():
                 self._sup.spawn(w)
             futs = [w.ready_future for w in self._sup.workers.values()]
+            spares = self._sup.start_spares(("motion",))  # loads beside the first workers
             await asyncio.wait_for(asyncio.gather(*futs), START_TIMEOUT_S)  # type: ignore[arg-type]
+            # The render spare starts once the first renderer is up (it loads that one's cached face model).
+            # The session starts when the spares are warm too: a spare loading beside a live session took
+            # the CPU its first seconds needed (Style-E: ~6 s of model loading on a 2-core box).
+            spares += self._sup.start_spares(("render",))
+            await self._await_spares(spares)
         except BaseException as e:
             await self.close()
             if isinstance(e, TimeoutError):
@@ -153,8 +162,18 @@ class Engine:
         self.timeline = AudioTimeline(self.cfg.fps, AUDIO_RATE, now)
         self.budget.restart_warmup()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="s2t-tick"))
-        self._sup.start_spares()  # after the first workers are up: the spares load the cached face model
         log.info("engine started: %s", ", ".join(f"{w.name}={w.pid}" for w in self._sup.workers.values()))
+
+    async def _await_spares(self, futs: list[asyncio.Future[None]]) -> None:
+        """Wait for the spares' ready handshakes; one that fails or is slow leaves the session without it."""
+        if not futs:
+            return
+        done, pending = await asyncio.wait(futs, timeout=START_TIMEOUT_S)
+        for f in done:
+            if f.exception() is not None:
+                log.warning("a spare failed to start (%s); running without it", f.exception())
+        if pending:
+            log.warning("%d spare(s) not ready within %.0f s; starting without waiting", len(pending), START_TIMEOUT_S)
 
     async def close(self) -> None:
         """Stop pacing, stop and reap the workers, close every socket. Safe to call twice."""
@@ -315,6 +334,8 @@ class Engine:
             "level_name": self.budget.current.name,
             "render_size": self.budget.current.render_size(self.cfg.render.size),
             "playout_delay_ms": pl.delay_s * 1e3,
+            "budget_ms": self.budget_ms,
+            "motion_lag_frames": self._motion_lag,
             "av_offset_ms": float(np.mean(av)) if av.size else 0.0,
             "av_offset_ms_p50": float(np.median(av)) if av.size else 0.0,
             "queues": {
@@ -350,7 +371,7 @@ class Engine:
         self._check_live()
         assert self._sup is not None and self._sock is not None
         for w in self._sup.by_role(role):
-            transport.send_nowait(self._sock, self._control(op, 0, text, data), w.identity)
+            self._send(w, self._control(op, 0, text, data))
 
     async def _request(self, role: str, op: str, text: str = "", data: np.ndarray | None = None) -> None:
         """Send a control to every worker of `role` and await their acknowledgements."""
@@ -367,7 +388,7 @@ class Engine:
         self._acks[seq] = (fut, pending, errs)
         for w in targets:
             if w.ready:
-                transport.send_nowait(self._sock, self._control(op, seq, text, data), w.identity)
+                self._send(w, self._control(op, seq, text, data))
         if not pending:
             fut.set_result(None)
         try:
@@ -415,7 +436,26 @@ class Engine:
             if self._art is not None:
                 msgs.append(self._control("set_art_style", 0, "", self._art))
         for m in msgs:
-            transport.send_nowait(self._sock, m, w.identity)
+            self._send(w, m)
+
+    def _send(self, w: WorkerHandle, msg: Message) -> None:
+        """Send to worker `w` in order; what its pipe cannot take now waits in its outbox (sent each tick)."""
+        assert self._sock is not None
+        if self._flush(w) and transport.send_nowait(self._sock, msg, w.identity):
+            return
+        if len(w.outbox) >= OUTBOX_MAX:
+            w.outbox.popleft()
+            self.counts["dropped_outbox"] += 1
+        w.outbox.append(msg)
+
+    def _flush(self, w: WorkerHandle) -> bool:
+        """Send what waits in `w`'s outbox; True when it is empty."""
+        assert self._sock is not None
+        while w.outbox:
+            if not transport.send_nowait(self._sock, w.outbox[0], w.identity):  # type: ignore[arg-type]
+                return False
+            w.outbox.popleft()
+        return True
 
     # ------------------------------------------------------------------ internals: message flow
     async def _recv_loop(self) -> None:
@@ -459,11 +499,15 @@ class Engine:
 
     def _on_motion(self, w: WorkerHandle, msg: MotionChunk, now: float) -> None:
         assert self._sup is not None and self._sock is not None
-        self._forget_lost(w, msg.seq)
+        self._forget_lost(w, msg.seq + msg.lag)  # the worker's bookkeeping is by the audio it was sent
+        if msg.lag != self._motion_lag:
+            self._hold_audio(msg.lag)
         level = self.budget.current
         for i in range(len(msg.coeffs)):
-            idx = msg.seq + i
-            w.inflight.pop(idx, None)
+            idx = msg.seq + i  # the audio frame this row depicts
+            w.inflight.pop(idx + msg.lag, None)
+            if idx < 0:
+                continue  # a lookahead stage's first rows depict audio before the session began
             if idx <= self._interrupt_mark or idx not in self._meta:
                 self.counts["discarded_interrupt"] += 1
                 continue
@@ -485,6 +529,16 @@ class Engine:
                           speech=msg.speech[i : i + 1], timings=(("motion", ms),))
             if transport.send_nowait(self._sock, one, r.identity):
                 r.inflight[idx] = now
+            else:
+                self.counts["dropped_busy"] += 1
+
+    def _hold_audio(self, lag: int) -> None:
+        """The motion stage's lookahead is `lag` frames: its pictures come that much later after their audio,
+        so the playout starts out waiting that much longer (it adapts from measured lateness after that)."""
+        extra = (lag - self._motion_lag) / self.cfg.fps
+        self._motion_lag = lag
+        self.playout.delay_s = min(max(self.playout.delay_s + extra, 1.5 / self.cfg.fps), self._max_delay_s)
+        log.info("motion lookahead %d frames: playout delay %.0f ms", lag, self.playout.delay_s * 1e3)
 
     def _forget_lost(self, w: WorkerHandle, seq: int) -> None:
         """A worker answers in order: work sent before `seq` and still outstanding was lost (its HWM)."""
@@ -506,6 +560,8 @@ class Engine:
             import cv2
 
             frame = replace(msg, image=cv2.resize(np.asarray(msg.image), (size, size), interpolation=cv2.INTER_LINEAR))
+        since_release = (now - slot.release_time) * 1e3
+        self._ready_lag.add(since_release)  # late ones too: they are what the playout delay must cover
         if not self.playout.add_image(msg.seq, frame):
             if self.playout.delay_s >= self._max_delay_s - 1e-3:
                 self.budget.observe_drop()  # late although the playout already waits all it may
@@ -516,8 +572,6 @@ class Engine:
         self.budget.observe(e2e)
         t = dict(msg.timings)
         motion, render = t.get("motion", 0.0), t.get("render", 0.0)
-        since_release = (now - slot.release_time) * 1e3
-        self._ready_lag.add(since_release)
         self._stage("buffer", (slot.release_time - slot.capture_time) * 1e3)
         self._stage("render", render)
         self._stage("transport", max(0.0, since_release - motion - render))
@@ -542,8 +596,8 @@ class Engine:
                 continue
             chunk = AudioChunk(self.session, slot.index, slot.index * self.samples_per_frame,
                                slot.capture_time, slot.samples, AUDIO_RATE, speech)
-            if transport.send_nowait(self._sock, chunk, motion.identity):
-                motion.inflight[slot.index] = now
+            self._send(motion, chunk)  # never dropped: the motion stream needs every audio frame
+            motion.inflight[slot.index] = now
 
     def _speech(self, samples: np.ndarray) -> bool:
         if self._vad is None:
@@ -562,6 +616,8 @@ class Engine:
         while True:
             k = await self._pacer.wait()
             now = self.clock.now()
+            for w in self._sup.handles():
+                self._flush(w)
             self._release(now)
             self._emit(k, now)
             self._sup.check_hung(self.cfg.runtime.worker_timeout_s, max_step_s=2.0 / self.cfg.fps)

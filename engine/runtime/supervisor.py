@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Callable
 
 from engine.config import EngineConfig
-from engine.runtime.workers import spawn_worker
+from engine.runtime.workers import ROLES, spawn_worker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class WorkerHandle:
     spawned_at: float = 0.0
     ready_at: float = 0.0
     inflight: dict[int, float] = field(default_factory=dict)  # frame index -> send time
+    # messages for the current process that its pipe could not take yet (sent in order, first, next tick)
+    outbox: deque[object] = field(default_factory=deque)
     ready_future: asyncio.Future[None] | None = None
     pending_s: float = 0.0  # time with work pending since the worker was last heard from
     checked_at: float = 0.0
@@ -108,6 +111,7 @@ class Supervisor:
         w.ready = False
         w.answered = False
         w.inflight.clear()
+        w.outbox.clear()
         w.pending_s = 0.0
         w.ready_future = loop.create_future()
         w.proc = spawn_worker(w.role, w.identity.decode(), self.endpoint, self.cfg, self.cache_dir)
@@ -117,10 +121,15 @@ class Supervisor:
         loop.add_reader(w.proc.sentinel, self._exited, w, w.proc)
         log.info("started %s (pid %d)", w.name, w.pid)
 
-    def start_spares(self) -> None:
-        for s in self.spares.values():
-            if s.proc is None and not self.closing:
+    def start_spares(self, roles: tuple[str, ...] = ROLES) -> list[asyncio.Future[None]]:
+        """Spawn the spares of `roles` that are not running; returns their ready futures."""
+        futs = []
+        for role, s in self.spares.items():
+            if role in roles and s.proc is None and not self.closing:
                 self.spawn(s)
+                assert s.ready_future is not None
+                futs.append(s.ready_future)
+        return futs
 
     def mark_ready(self, w: WorkerHandle) -> None:
         w.ready, w.ready_at = True, self.now()
@@ -141,6 +150,7 @@ class Supervisor:
         w.proc = None
         w.ready = False
         w.inflight.clear()
+        w.outbox.clear()
         if w.ready_future is not None and not w.ready_future.done():
             w.ready_future.set_exception(RuntimeError(f"{w.name} exited with code {code} before it was ready"))
             w.ready_future.exception()  # retrieved here: whoever awaits it sees it too
@@ -175,6 +185,7 @@ class Supervisor:
         w.spawned_at = spare.spawned_at
         w.answered = False
         w.inflight.clear()
+        w.outbox.clear()
         w.ready_future = loop.create_future()
         self._by_id[w.identity] = w
         loop.add_reader(proc.sentinel, self._exited, w, proc)

@@ -82,6 +82,9 @@ def bind_hub(
         raise InputError(f"runtime.transport must be one of {', '.join(TRANSPORTS)}, got {cfg.transport!r}")
     sock = _track(ctx.socket(zmq.ROUTER), cfg.high_water_mark)
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+    # A full pipe (or an absent peer) fails the send instead of dropping the message silently: the hub
+    # keeps what a worker cannot take yet in that worker's outbox (engine.py) and loses nothing.
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     try:
         if cfg.transport == "tcp":
             if keys is not None:
@@ -161,13 +164,17 @@ async def send_async(sock: zmq.asyncio.Socket, msg: Message, to: bytes | None = 
 def send_nowait(sock: zmq.Socket[Any], msg: Message, to: bytes | None = None) -> bool:
     """Non-blocking send from sync or asyncio code; False when it could not go out at once.
 
-    A ROUTER never blocks (it drops at the high-water mark or for an absent peer), so on the hub
-    this always completes immediately; on an asyncio socket the already-done future is checked.
+    The hub's ROUTER is ROUTER_MANDATORY: at the high-water mark or for an absent peer the send fails
+    (False) rather than dropping silently; on an asyncio socket the already-done future is checked.
     """
     frames = encode(msg)
     try:
         res = sock.send_multipart([to, *frames] if to is not None else frames, copy=False, flags=zmq.NOBLOCK)
     except zmq.Again:
+        return False
+    except zmq.ZMQError as e:
+        if e.errno != zmq.EHOSTUNREACH:
+            raise
         return False
     if isinstance(res, asyncio.Future):
         if not res.done():

@@ -65,15 +65,22 @@ def _error_text(e: BaseException) -> str:
 
 
 class _MotionHost:
-    """Collects per-frame AudioChunks into chunks of K frames and steps the motion stage."""
+    """Collects per-frame AudioChunks into chunks of K frames and steps the motion stage.
+
+    A stage with lookahead (`latency_frames` L) answers input frames [n-K, n) with the coefficients of
+    frames [n-K-L, n-L): the MotionChunk is stamped with the frames it depicts (seq n-K-L, `lag` L), so the
+    hub pairs each picture with the audio it shows and holds that audio back by L frames.
+    """
 
     def __init__(self, cfg: EngineConfig) -> None:
         from engine.runtime.stages import make_motion_stage
 
         self.cfg = cfg
         self.stage = make_motion_stage(cfg)
+        self.lag = max(0, int(getattr(self.stage, "latency_frames", 0)))
         self.chunk_frames = 1
         self._pending: list[AudioChunk] = []
+        self._history: dict[int, AudioChunk] = {}  # the last L + K inputs: capture time and speech of depicted frames
 
     def control(self, msg: Control) -> None:
         from engine.runtime.stages import check_style_reference
@@ -88,6 +95,7 @@ class _MotionHost:
             self.stage.set_quality(level)
         elif msg.op == "interrupt":
             self._pending.clear()
+            self._history.clear()
             self.stage.reset()
 
     def work(self, msg: Message) -> list[Message]:
@@ -103,17 +111,27 @@ class _MotionHost:
         coeffs = np.ascontiguousarray(self.stage.step_chunk(frames, speech), np.float32)
         ms = (time.perf_counter() - t0) * 1e3
         first = chunk[0]
+        seq = first.seq - self.lag
+        if self.lag:
+            for c in chunk:
+                self._history[c.seq] = c
+            for k in [k for k in self._history if k < seq]:
+                del self._history[k]
+            depicted = [self._history.get(seq + i) for i in range(len(chunk))]
+            speech = np.array([d.speech if d is not None else False for d in depicted], bool)
+        head = self._history.get(seq, first)
         return [
             MotionChunk(
                 session=first.session,
-                seq=first.seq,
-                pts=video_pts(first.seq, self.cfg.fps),
-                capture_time=first.capture_time,
+                seq=seq,
+                pts=video_pts(seq, self.cfg.fps),
+                capture_time=head.capture_time,
                 coeffs=coeffs,
                 fps=self.cfg.fps,
                 spec_key=self.stage.spec.key,
                 speech=speech,
                 timings=(("motion", ms),),
+                lag=self.lag,
             )
         ]
 
