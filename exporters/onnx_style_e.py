@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.motion.train import Modules, load_modules
+from engine.motion.train import ALIASES, TRANSPOSED, Modules, denoiser_names, graph_arrays, load_modules
 from engine.motion.vae import LatentDecoder
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ class StyleGraph(nn.Module):
         return code, self.enc.head(code)
 
 
+DENOISER_AXES = ({k: {0: "b", 1: "n"} for k in ("x", "past", "past_mask", "audio", "x0")}
+                 | {k: {0: "b"} for k in ("t", "emotion", "style", "cond_mask", "w")})
+
+
 def example_inputs(n: int = 10, b: int = 1) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return {"x": torch.randn(b, n, 16, generator=g), "past": torch.randn(b, n, 16, generator=g),
@@ -59,8 +63,73 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, input
                       opset_version=OPSET, dynamo=False)
 
 
-def export_all(weights: str | Path, out: str | Path | None = None) -> dict[str, str]:
-    """Write every graph beside the weights (or into `out`); returns {file: sha256}."""
+def name_initializers(path: Path, module: nn.Module) -> None:
+    """Rename the initializers the TorchScript exporter generated (`onnx::MatMul_*`, a Linear weight stored
+    transposed) after their torch keys (`key:T`), so the graph alone rebuilds the module (train.graph_arrays).
+    Each is matched by exact value; an initializer that matches no weight, or several, fails the export."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    free = [k for k in state if k not in {i.name for i in model.graph.initializer}]
+    renames: dict[str, str] = {}
+    for init in model.graph.initializer:
+        if init.name in state:
+            continue
+        a = numpy_helper.to_array(init).T
+        hits = [k for k in free if state[k].shape == a.shape and np.array_equal(state[k], a)]
+        if not hits:
+            raise RuntimeError(f"{path.name}: initializer {init.name} {a.shape} matches no torch weight")
+        free.remove(hits[0])
+        renames[init.name] = init.name = hits[0] + TRANSPOSED
+    for node in model.graph.node:
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    # The exporter stores equal weights once (e.g. untrained LayerNorms): name the copies it dropped.
+    graph = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    aliases: dict[str, str] = {}
+    for k in free:
+        same = [n for n, a in graph.items() if a.shape == state[k].shape and np.array_equal(a, state[k])]
+        same_t = [n for n, a in graph.items() if n.endswith(TRANSPOSED) and a.T.shape == state[k].shape
+                  and np.array_equal(a.T, state[k])]
+        if not same and not same_t:
+            raise RuntimeError(f"{path.name}: torch weight {k} {state[k].shape} is not in the graph")
+        aliases[k] = same[0] if same else same_t[0]
+    del model.metadata_props[:]
+    if aliases:
+        model.metadata_props.add(key=ALIASES, value=json.dumps(aliases))
+    onnx.save(model, str(path))
+
+
+def slim_weights(weights: str | Path) -> int:
+    """Drop from style_e.npz the denoisers whose graphs beside it give back every array exactly (they were
+    stored twice); returns the bytes saved. Refuses (RuntimeError) when a graph differs from the npz."""
+    weights = Path(weights)
+    meta = json.loads(weights.with_suffix(".json").read_text())
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    before = weights.stat().st_size
+    dropped = 0
+    for name in denoiser_names(meta):
+        mine = {k: v for k, v in arrays.items() if k.startswith(f"{name}.")}
+        if not mine:
+            continue
+        back = graph_arrays(weights.parent / f"denoiser_{name}.onnx", name)
+        if set(back) != set(mine) or any(not np.array_equal(mine[k], back[k]) for k in mine):
+            raise RuntimeError(f"denoiser_{name}.onnx does not give back {name} exactly; keeping the npz as it is")
+        for k in mine:
+            del arrays[k]
+        dropped += 1
+    if dropped:
+        tmp = weights.with_name(weights.stem + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(weights)
+    return before - weights.stat().st_size
+
+
+def export_all(weights: str | Path, out: str | Path | None = None, slim: bool = True) -> dict[str, str]:
+    """Write every graph beside the weights (or into `out`); returns {file: sha256}. With `slim` (and the
+    graphs beside the weights) the denoisers then leave the npz: their graphs hold them (slim_weights)."""
     m = load_modules(weights)
     out = Path(out) if out else Path(weights).parent
     out.mkdir(parents=True, exist_ok=True)
@@ -76,9 +145,10 @@ def export_all(weights: str | Path, out: str | Path | None = None) -> dict[str, 
         ex = example_inputs()
         names = list(ex)
         for name, den in m.denoisers.items():
-            dyn = {k: {0: "b", 1: "n"} for k in ("x", "past", "past_mask", "audio")} | {"x0": {0: "b", 1: "n"}}
-            dyn |= {k: {0: "b"} for k in ("t", "emotion", "style", "cond_mask", "w")}
-            _export(den, tuple(ex.values()), out / f"denoiser_{name}.onnx", names, ["x0"], dyn)
+            _export(den, tuple(ex.values()), out / f"denoiser_{name}.onnx", names, ["x0"], DENOISER_AXES)
+            name_initializers(out / f"denoiser_{name}.onnx", den)
+    if slim and out.resolve() == Path(weights).parent.resolve():
+        log.info("style_e.npz: %.1f MB of denoisers left to their graphs", slim_weights(weights) / 1e6)
     for p in sorted(out.glob("*.onnx")):
         files[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
     log.info("exported %s", ", ".join(files))
@@ -120,10 +190,13 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     lines = ["# Style-E default weights — model card", "",
              "Motion generator: 16 kHz speech + emotion prompt + talking-style reference -> 34 coefficients/frame "
              "(DEFAULT_SPEC) at 25 fps. See docs/style_e.md.", "",
-             "This card covers every file in this folder. `style_e.npz` holds the torch weights of all parts (teacher, "
-             "4/2/1-step students, audio encoder, VAE, text projection, style encoder) as plain arrays "
-             "(`np.load(..., allow_pickle=False)`); `s2t train style-e --audio-only`, the exporter and the ONNX parity "
-             "test read it. At run time the `.onnx` graphs and `style_e.json` do the work; from `style_e.npz` the runtime reads only the text projection and the normalisation arrays. Made by `s2t train style-e` "
+             "This card covers every file in this folder. `style_e.npz` holds the torch weights of the audio encoder, "
+             "VAE, text projection, span classifier and style encoder as plain arrays (`np.load(..., "
+             "allow_pickle=False)`); the teacher and the 4/2/1-step students live only in their graphs "
+             "(`denoiser_*.onnx`, every initializer named after its torch key, `key:T` where stored transposed), from "
+             "which `engine.motion.train.load_modules` rebuilds them exactly for the exporter, the parity test and "
+             "retraining. At run time the `.onnx` graphs and `style_e.json` do the work; from `style_e.npz` the "
+             "runtime reads only the text projection and the normalisation arrays. Made by `s2t train style-e` "
              "(recipe below).", "",
              f"Mouth: {meta.get('mouth', 'VAE decode')}; jawOpen comes from the audio encoder alone "
              "(engine/motion/vae.py ENCODER_ONLY).", "",

@@ -61,6 +61,46 @@ def test_onnx_parity_with_torch() -> None:
     assert max(diffs.values()) < 1e-4, diffs
 
 
+def test_denoiser_graph_gives_back_its_torch_weights(tmp_path) -> None:  # noqa: ANN001
+    """The shipped npz keeps no denoiser: the exporter names every graph initializer after its torch key (`:T`
+    for the transposed MatMul weights), so the graph alone rebuilds the module exactly; a graph that differs from
+    the npz is not allowed to replace it."""
+    import json
+    import shutil
+
+    import torch
+
+    from engine.motion.denoiser import Denoiser, DenoiserConfig
+    from engine.motion.train import graph_arrays, load_state, state_arrays
+    from exporters.onnx_style_e import DENOISER_AXES, _export, example_inputs, name_initializers, slim_weights
+
+    torch.manual_seed(3)
+    den = Denoiser(DenoiserConfig()).eval()  # untrained: its LayerNorms are equal, which the exporter stores once
+    ex = example_inputs()
+    with torch.no_grad():
+        _export(den, tuple(ex.values()), tmp_path / "denoiser_teacher.onnx", list(ex), ["x0"], DENOISER_AXES)
+    name_initializers(tmp_path / "denoiser_teacher.onnx", den)
+    back = graph_arrays(tmp_path / "denoiser_teacher.onnx", "teacher")
+    mine = state_arrays("teacher", den)
+    assert set(back) == set(mine) and any(k.endswith("qkv.weight") for k in back)
+    assert all(np.array_equal(back[k], mine[k]) for k in mine)
+    with torch.no_grad():
+        again = load_state(Denoiser(DenoiserConfig()), back, "teacher")
+        assert torch.equal(again(**ex), den(**ex))
+    # slim_weights drops the copy only when the graph matches it exactly
+    shutil.copy(WEIGHTS / "style_e.json", tmp_path / "style_e.json")
+    meta = json.loads((tmp_path / "style_e.json").read_text())
+    (tmp_path / "style_e.json").write_text(json.dumps(meta | {"students": []}))
+    wrong = mine | {"teacher.out.bias": mine["teacher.out.bias"] + 1.0}
+    np.savez(tmp_path / "style_e.npz", **wrong, keep=np.zeros(2))
+    with pytest.raises(RuntimeError, match="does not give back"):
+        slim_weights(tmp_path / "style_e.npz")
+    np.savez(tmp_path / "style_e.npz", **mine, keep=np.zeros(2))
+    assert slim_weights(tmp_path / "style_e.npz") > 0
+    with np.load(tmp_path / "style_e.npz") as z:
+        assert z.files == ["keep"]
+
+
 def test_generate_shape_range_and_mouth_follows_speech(model, speech: np.ndarray) -> None:  # noqa: ANN001
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion

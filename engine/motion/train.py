@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from engine.audio.features import mel_for_video
-from engine.errors import InputError
+from engine.errors import InputError, NotAvailableError
 from engine.metrics import best_lag_pearson
 from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig
 from engine.motion.audio_train import encode_audio, train_audio_encoder
@@ -459,20 +459,52 @@ def load_encoder(arrays: dict[str, np.ndarray], prefix: str, lookahead: int) -> 
     return load_state(enc, arrays | old, prefix)  # type: ignore[return-value]
 
 
+TRANSPOSED = ":T"  # suffix of an ONNX initializer holding a torch weight transposed (the exporter's MatMul layout)
+ALIASES = "s2t_aliases"  # graph metadata: JSON {torch key: initializer} for weights the exporter stored once
+
+
+def denoiser_names(meta: dict[str, object]) -> list[str]:
+    return ["teacher"] + [f"student{s}" for s in meta["students"]]  # type: ignore[union-attr]
+
+
+def graph_arrays(path: str | Path, prefix: str) -> dict[str, np.ndarray]:
+    """A module's arrays read back from its exported ONNX graph, keyed `prefix.<torch key>`: the exporter names
+    every initializer after its torch key (`key:T` where the graph stores the transpose) and lists in the graph's
+    metadata the keys whose equal weight it stored only once."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    meta = {p.key: p.value for p in model.metadata_props}
+    names = {n: n for n in graph} | json.loads(meta.get(ALIASES, "{}"))  # torch key -> initializer
+    out: dict[str, np.ndarray] = {}
+    for key, name in names.items():
+        a = graph[name].T if name.endswith(TRANSPOSED) else graph[name]
+        out[f"{prefix}.{key.removesuffix(TRANSPOSED)}"] = np.array(a, copy=True, order="C")
+    return out
+
+
 def load_modules(weights: str | Path) -> Modules:
-    """Rebuild the torch modules from `style_e.npz` + `style_e.json` (no pickle)."""
+    """Rebuild the torch modules from `style_e.npz` + `style_e.json` (no pickle); a denoiser not in the npz
+    (the shipped weights keep them only as graphs) is read back from `denoiser_<name>.onnx` beside it."""
     weights = Path(weights)
     meta = json.loads(weights.with_suffix(".json").read_text())
     with np.load(weights, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    for name in denoiser_names(meta):
+        if not any(k.startswith(f"{name}.") for k in arrays):
+            graph = weights.parent / f"denoiser_{name}.onnx"
+            if not graph.is_file():
+                raise NotAvailableError(f"denoiser {name!r} is neither in {weights} nor beside it as {graph.name}")
+            arrays |= graph_arrays(graph, name)
     look = int(meta["config"]["lookahead"])  # type: ignore[index]
     audio = load_encoder(arrays, "audio", look)
     vae = load_state(MotionVAE(), arrays, "vae")
     style = load_state(StyleEncoder(n_styles=len(meta["styles"])), arrays, "style")  # type: ignore[arg-type]
     text = load_state(nn.Sequential(nn.Linear(arrays["text.0.weight"].shape[1], arrays["text.0.weight"].shape[0]),
                                     nn.GELU(), nn.Linear(arrays["text.0.weight"].shape[0], 8)), arrays, "text")
-    dens = {name: load_state(Denoiser(DenoiserConfig()), arrays, name)
-            for name in ["teacher"] + [f"student{s}" for s in meta["students"]]}  # type: ignore[union-attr]
+    dens = {name: load_state(Denoiser(DenoiserConfig()), arrays, name) for name in denoiser_names(meta)}
     return Modules(audio, vae, style, dens, text, arrays["coef_mean"], arrays["coef_std"], meta)  # type: ignore[arg-type]
 
 
