@@ -42,6 +42,14 @@ def denoised_mouth_corr(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-
     return float(np.mean(rs)) if rs else 0.0
 
 
+def motion_detail(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-3) -> float:
+    """Mean over channels that move in the ground truth of std(frame-to-frame velocity) out / truth: 1 keeps the
+    ground truth's detail, below 1 is smoothed toward a mean."""
+    vo, vt = np.diff(out, axis=0), np.diff(truth, axis=0)
+    keep = vt.std(0) > min_std
+    return float(np.mean(vo.std(0)[keep] / vt.std(0)[keep])) if keep.any() else 0.0
+
+
 def emotion_features(c: np.ndarray) -> np.ndarray:
     return np.concatenate([c[:, :28].mean(0), np.percentile(c[:, :28], 90, axis=0)])
 
@@ -102,6 +110,8 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     mouth_variants: dict[str, list[float]] = {"teacher": [], "student2": [], "teacher_2step": [], "student1": [],
                                               "student4": []}
     denoised_variants: dict[str, list[float]] = {k: [] for k in mouth_variants}
+    fidelity: dict[str, list[float]] = {k: [] for k in mouth_variants if k != "teacher"}  # r with the teacher's sample
+    detail: dict[str, list[float]] = {k: [] for k in mouth_variants}
     emo_pred, emo_oracle, sty_pred, text_pred = [], [], [], []
     t_steps = int(model.meta["teacher_steps"])
     runs: list[tuple[str, str | None, np.ndarray]] = []  # (held-out prompt, training-vocabulary prompt, style) per utt.
@@ -128,12 +138,16 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         runs.append((prompt, p2, style))
         sty_pred.append(int(sty_clf.predict(style_features(out)[None])[0]))
         if distill and i % distill_every == 0:  # distillation: same inputs, same noise seed, several samplers
+            outs: dict[str, np.ndarray] = {}
             for name, steps in (("teacher", t_steps), ("student2", 2), ("teacher_2step", -2), ("student1", 1),
                                 ("student4", 4)):
                 m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0), prompt, style, 25.0)
-                o = m.generate(audio)[: len(u.coeffs)]
+                o = outs[name] = m.generate(audio)[: len(u.coeffs)]
                 mouth_variants[name].append(corr(o[:, 0], u.coeffs[: len(o), 0]))
                 denoised_variants[name].append(denoised_mouth_corr(o, u.coeffs[: len(o)]))
+                detail[name].append(motion_detail(o, u.coeffs[: len(o)]))
+                if name != "teacher":  # what distillation is for: the teacher's sample, in fewer steps
+                    fidelity[name].append(denoised_mouth_corr(o, outs["teacher"]))
         if i % 20 == 0:
             log.info("synthetic %d/%d", i, len(test))
     emo_true = np.array([u.emotion for u in test])
@@ -152,6 +166,12 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         res["distill_jaw_corr"] = {k: round(float(np.mean(v)), 4) for k, v in mouth_variants.items() if v}
         res["distill_mouth_corr"] = {k: round(float(np.mean(v)), 4) for k, v in denoised_variants.items() if v}
         res["distill_mouth_channels"] = "mean Pearson r over mouth channels 1..13 (jawOpen excluded) that move in the ground truth"
+        res["distill_fidelity_to_teacher"] = {k: round(float(np.mean(v)), 4) for k, v in fidelity.items() if v}
+        res["distill_fidelity_note"] = ("mean r over mouth channels 1..13 between each sampler's output and the "
+                                        f"{t_steps}-step teacher's (same inputs, same noise seed)")
+        res["distill_motion_detail"] = {k: round(float(np.mean(v)), 4) for k, v in detail.items() if v}
+        res["distill_motion_detail_note"] = ("velocity std of the output / of the ground truth, mean over channels "
+                                             "that move (1 = the ground truth's detail; below 1 = smoothed)")
         res["distill_utterances"] = len(mouth_variants["teacher"])
         dm = res["distill_mouth_corr"]
         res["teacher_vs_2step_corr_drop"] = round(dm["teacher"] - dm["student2"], 4)  # type: ignore[index]

@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from engine.errors import InputError
+
 log = logging.getLogger("s2t.train")
 
 
@@ -66,7 +68,17 @@ def _style_e(args: argparse.Namespace) -> int:
     cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
                       audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
                       minutes=args.minutes)
-    if args.audio_only:
+    if args.no_past is not None:
+        cfg.no_past = args.no_past
+    if args.past_noise is not None:
+        cfg.past_noise = args.past_noise
+    if args.audio_only and args.denoiser_only:
+        raise InputError("--audio-only and --denoiser-only retrain different parts: give one")
+    if args.denoiser_only:
+        from engine.motion.train import retrain_denoiser
+
+        meta = retrain_denoiser(Path(args.out) / "style_e.npz", cfg)
+    elif args.audio_only:
         from engine.motion.train import retrain_audio_encoder
 
         meta = retrain_audio_encoder(Path(args.out) / "style_e.npz", cfg)
@@ -98,6 +110,12 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     s.add_argument("--audio-only", action="store_true",
                    help="retrain only the audio encoder (e.g. another --lookahead) inside the weights in --out")
+    s.add_argument("--denoiser-only", action="store_true",
+                   help="retrain only the teacher denoiser + style encoder and distil the students, inside --out")
+    s.add_argument("--no-past", type=float, default=None, metavar="P",
+                   help="share of denoiser windows trained without past context (recipe default in TrainConfig)")
+    s.add_argument("--past-noise", type=float, default=None, metavar="S",
+                   help="max std of the noise put on the past latents in denoiser training")
     s.set_defaults(func=_style_e)
 
 

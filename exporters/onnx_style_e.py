@@ -220,6 +220,11 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              "a shared 2-core CPU.", ""]
     if "audio_encoder" in meta:
         lines += [f"Audio encoder later retrained alone (`s2t train style-e --audio-only`): {meta['audio_encoder']}.", ""]
+    if "denoiser" in meta:
+        den, cfg = meta["denoiser"], meta["config"]
+        lines += ["Teacher denoiser + style encoder later retrained against the current audio encoder and the students "
+                  f"distilled again (`s2t train style-e --denoiser-only --minutes {den.get('minutes')} --no-past "
+                  f"{cfg.get('no_past', 0.1)} --past-noise {cfg.get('past_noise', 0.0)}`): {den}.", ""]
     if meta.get("text_projection", {}).get("span"):
         lines += ["Text encoder later retrained alone (`python -m engine.motion.text_train DIR`): sentence projection "
                   "+ span classifier (`text_span.*`).", ""]

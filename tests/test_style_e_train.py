@@ -153,3 +153,22 @@ def load_state_like(enc: AudioEncoder, arrays: dict[str, np.ndarray]) -> AudioEn
     """`enc` with `arrays` loaded over its own state (the jaw head left as it is: off)."""
     enc.load_state_dict({k[len("audio."):]: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
     return enc.eval()
+
+
+def test_denoiser_batches_drop_the_past_and_noise_it_as_configured() -> None:
+    from engine.motion.train import Batcher
+
+    rng = np.random.default_rng(0)
+    synth = [_utt(rng.standard_normal((60, 320)), rng.random((60, 34)), f"s{i}") for i in range(3)]
+    for u in synth:
+        u.latent, u.cond, u.motion = rng.standard_normal((60, 16)), rng.random((60, 15)), u.coeffs
+    c = Corpus(synth, [], np.zeros((1, 384), np.float32), np.zeros(1, np.int64), np.zeros(1, bool),
+               np.zeros(1, np.int64))
+    mean, std = np.zeros(34, np.float32), np.ones(34, np.float32)
+    plain = Batcher(c, mean, std, 8, np.random.default_rng(1))(64, 4)
+    assert torch.equal(plain["past"], plain["z"])  # default: the true past, 10 % of windows without it
+    assert 0 < int((plain["past_mask"].sum((1, 2)) == 0).sum()) < 20
+    noisy = Batcher(c, mean, std, 8, np.random.default_rng(1), no_past=1.0, past_noise=0.5)(64, 4)
+    assert float(noisy["past_mask"].sum()) == 0.0
+    d = (noisy["past"] - noisy["z"]).std((1, 2))
+    assert 0 < float(d.min()) and float(d.max()) < 0.55  # per-window noise levels drawn in (0, 0.5)

@@ -70,7 +70,7 @@ def distill(teacher: Denoiser, style_encoder: StyleEncoder, bt: "Batcher", teach
             x = noised(b["z"], t, torch.randn_like(b["z"]))
             cm = torch.ones(cfg.batch, 1)
             w = torch.rand(cfg.batch) * W_MAX
-            base = {"past": b["z"], "past_mask": b["past_mask"], "audio": b["audio"], "emotion": b["emotion"],
+            base = {"past": b["past"], "past_mask": b["past_mask"], "audio": b["audio"], "emotion": b["emotion"],
                     "style": style, "cond_mask": cm}
             with torch.no_grad():
                 col = lambda arr, idx: torch.from_numpy(arr[idx].astype(np.float32))[:, None, None]  # noqa: E731

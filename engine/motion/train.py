@@ -40,6 +40,8 @@ class TrainConfig:
     real: str = "out/fit_talking"
     lookahead: int = 2  # L chosen from the lookahead table (docs/style_e.md)
     past: int = 8  # motion frames of past context in the denoiser window
+    no_past: float = 0.1  # share of denoiser windows trained without past (stream start)
+    past_noise: float = 0.0  # past latents get N(0, u^2) noise, u ~ U(0, past_noise) per window (exposure bias)
     shards: int = 8  # synthetic shards loaded (each ~0.3 h)
     audio_steps: int = 300  # the encoder memorises the real clips: more steps do not help held-out speakers
     vae_steps: int = 1500
@@ -285,6 +287,8 @@ class Batcher:
     rng: np.random.Generator
     max_new: int = 16
     ref_len: int = 100
+    no_past: float = 0.1  # share of windows without past
+    past_noise: float = 0.0  # max std of the noise on the past latents the denoiser sees
 
     def __post_init__(self) -> None:
         self.items = [u for u in self.c.synth if u.split == "train" and len(u.coeffs) >= self.past + self.max_new]
@@ -315,15 +319,20 @@ class Batcher:
             ref.append(self.reference(u.style))
         pm = np.zeros((b, n, 1), np.float32)
         pm[:, : self.past] = 1.0
-        pm[self.rng.random(b) < 0.1] = 0.0  # stream start: no past
+        pm[self.rng.random(b) < self.no_past] = 0.0  # stream start: no past
         f = lambda x: torch.from_numpy(np.stack(x).astype(np.float32))  # noqa: E731
-        return {"z": f(z), "audio": f(a), "emotion": f(e), "style_id": torch.tensor(st), "ref": f(ref),
+        zz = f(z)
+        past = zz
+        if self.past_noise > 0:  # the past the denoiser conditions on is its own imperfect output at run time
+            level = self.rng.uniform(0, self.past_noise, (b, 1, 1)).astype(np.float32)
+            past = zz + torch.from_numpy(level * self.rng.standard_normal(zz.shape).astype(np.float32))
+        return {"z": zz, "past": past, "audio": f(a), "emotion": f(e), "style_id": torch.tensor(st), "ref": f(ref),
                 "past_mask": torch.from_numpy(pm), "coeffs": f(co)}
 
 
 def denoiser_inputs(batch: dict[str, torch.Tensor], style: torch.Tensor, t: torch.Tensor, x: torch.Tensor,
                     cond_mask: torch.Tensor, w: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"x": x, "past": batch["z"], "past_mask": batch["past_mask"], "audio": batch["audio"], "t": t,
+    return {"x": x, "past": batch["past"], "past_mask": batch["past_mask"], "audio": batch["audio"], "t": t,
             "emotion": batch["emotion"], "style": style, "cond_mask": cond_mask, "w": w}
 
 
@@ -410,7 +419,8 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     for u in c.synth:
         u.latent = encode_latent(vae, u.motion, mean, std)  # type: ignore[arg-type]
     text, span, _ = train_text_encoder(minilm_embed, cfg.text_steps, cfg.seed)  # corpus-free: texts + lexicon
-    bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2))
+    bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2),
+                 no_past=cfg.no_past, past_noise=cfg.past_noise)
     den, sty = train_denoiser(bt, cfg, 0.45 * budget, len(STYLE_NAMES), vae=vae)
     students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, 0.15 * budget)
     with torch.no_grad():
@@ -506,6 +516,42 @@ def load_modules(weights: str | Path) -> Modules:
                                     nn.GELU(), nn.Linear(arrays["text.0.weight"].shape[0], 8)), arrays, "text")
     dens = {name: load_state(Denoiser(DenoiserConfig()), arrays, name) for name in denoiser_names(meta)}
     return Modules(audio, vae, style, dens, text, arrays["coef_mean"], arrays["coef_std"], meta)  # type: ignore[arg-type]
+
+
+def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
+    """Train the teacher denoiser and style encoder anew (cfg's past/no_past/past_noise), distil the students and
+    swap them into an existing checkpoint; the audio encoder, VAE and text encoder stay (re-export ONNX after)."""
+    from engine.data.styles import STYLE_NAMES
+    from engine.motion.distill import distill
+
+    t0 = time.perf_counter()
+    weights = Path(weights)
+    m = load_modules(weights)
+    meta = dict(m.meta)
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith(("style.", "teacher.", "student"))}
+    c = load_corpus(cfg.corpus, None, cfg.shards, ("train",))
+    for u in c.synth:
+        u.cond = encode_audio(m.audio, u)
+        u.motion = motion_target(u.coeffs, u.cond)
+        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
+    bt = Batcher(c, m.mean, m.std, cfg.past, np.random.default_rng(cfg.seed + 2), no_past=cfg.no_past,
+                 past_noise=cfg.past_noise)
+    budget = cfg.minutes * 60.0
+    den, sty = train_denoiser(bt, cfg, 0.75 * budget, len(STYLE_NAMES), vae=m.vae)
+    students = distill(den, sty, bt, int(meta["teacher_steps"]), distill_rounds, cfg, 0.25 * budget)  # type: ignore[arg-type]
+    with torch.no_grad():
+        arrays["neutral_style"] = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
+    arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
+    for steps, s in students.items():
+        arrays |= state_arrays(f"student{steps}", s)
+    meta["students"] = sorted(students)
+    meta["config"] = meta["config"] | {"past": cfg.past, "no_past": cfg.no_past, "past_noise": cfg.past_noise}  # type: ignore[operator]
+    meta["denoiser"] = {"retrained": True, "minutes": cfg.minutes, "shards": cfg.shards, "steps_cap": cfg.denoise_steps,
+                        "seconds": round(time.perf_counter() - t0, 1)}
+    np.savez_compressed(weights, **arrays)
+    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
 
 
 def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, object]:
