@@ -207,7 +207,7 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--portrait", default="", help="portrait image (default: the bundled one)")
     p.add_argument("--emotion", default="", help='emotion prompt, e.g. "calm but slightly amused"')
     p.add_argument("--config", help="engine config TOML")
-    p.add_argument("--budget-ms", type=float, help="end-to-end latency budget")
+    p.add_argument("--budget-ms", type=float, help="end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:

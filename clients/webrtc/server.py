@@ -581,7 +581,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-viewers", type=int, default=8, help="WHEP viewers at once (default 8)")
     p.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' for signalling (env S2T_TOKEN)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="portrait/art/style upload limit")
-    p.add_argument("--budget-ms", type=float, help="default end-to-end latency budget")
+    p.add_argument("--budget-ms", type=float, help="default end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
     p.add_argument("--timing-marker", action="store_true",
                    help="stamp the glass-to-glass timing marker in a corner of every frame (for s2t bench)")
     p.add_argument("--video-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # bench self-check only
