@@ -43,6 +43,14 @@ def pattern(seconds: float) -> np.ndarray:
     return (env * np.sign(np.sin(2 * np.pi * 220 * t))).astype(np.float32)
 
 
+async def speak(eng: Engine, seconds: float, collect_s: float) -> tuple[list[Any], dict[str, Any]]:
+    """Feed `seconds` of `pattern` in real time while collecting frames for `collect_s`; frames and final stats."""
+    feeder = asyncio.create_task(feed_realtime(eng, pattern(seconds)))
+    got = await collect(eng, collect_s)
+    await feeder
+    return got, eng.stats()
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
@@ -76,10 +84,7 @@ async def test_lookahead_stage_pictures_play_with_the_audio_they_show() -> None:
     eng = Engine(fake_config(motion="runtime_fakes:make_lookahead_motion", budget_ms=250.0))  # as Style-E's
     await eng.start()
     try:
-        feeder = asyncio.create_task(feed_realtime(eng, pattern(3.0)))
-        got = await collect(eng, 3.4)
-        await feeder
-        s = eng.stats()
+        got, s = await speak(eng, 3.0, 3.4)
     finally:
         await eng.close()
         await assert_no_leaks()
@@ -231,10 +236,7 @@ async def test_slow_but_healthy_worker_is_not_taken_for_hung() -> None:
     eng = Engine(fake_config(render="runtime_fakes:make_slow_render", worker_timeout_s=0.8, standby=False))
     await eng.start()
     try:
-        feeder = asyncio.create_task(feed_realtime(eng, pattern(3.0)))
-        got = await collect(eng, 3.0)
-        await feeder
-        s = eng.stats()
+        got, s = await speak(eng, 3.0, 3.0)
         assert len(got) >= 50 and s["dropped_by"]["late"] >= 3, "its frames arrive (too late to play)"
         assert s["counts"]["restarts"] == 0, "a slow worker that answers is not hung"
     finally:
