@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from engine.errors import InputError
 
@@ -59,21 +61,27 @@ def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.set_defaults(func=_style_a)
 
 
-def _style_e(args: argparse.Namespace) -> int:
-    import torch
+def style_e_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig that `s2t train style-e` runs: the recipe's defaults with the flags given."""
+    from engine.motion.train import TrainConfig
 
-    from engine.motion.train import TrainConfig, run_recipe
-
-    torch.set_num_threads(args.threads)
+    if args.audio_only and args.denoiser_only:
+        raise InputError("--audio-only and --denoiser-only retrain different parts: give one")
     cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
                       audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
                       minutes=args.minutes)
-    if args.no_past is not None:
-        cfg.no_past = args.no_past
-    if args.past_noise is not None:
-        cfg.past_noise = args.past_noise
-    if args.audio_only and args.denoiser_only:
-        raise InputError("--audio-only and --denoiser-only retrain different parts: give one")
+    given = {k: getattr(args, k) for k in ("no_past", "past_noise", "real_share", "synth_velocity")
+             if getattr(args, k) is not None}
+    return replace(cfg, **given)  # TrainConfig is frozen
+
+
+def _style_e(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.motion.train import run_recipe
+
+    cfg = style_e_config(args)
+    torch.set_num_threads(args.threads)
     if args.denoiser_only:
         from engine.motion.train import retrain_denoiser
 
@@ -116,6 +124,10 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="share of denoiser windows trained without past context (recipe default in TrainConfig)")
     s.add_argument("--past-noise", type=float, default=None, metavar="S",
                    help="max std of the noise put on the past latents in denoiser training")
+    s.add_argument("--real-share", type=float, default=None, metavar="R",
+                   help="share of audio-encoder segments from real clips (recipe 0.75; the rest synthetic)")
+    s.add_argument("--synth-velocity", type=float, default=None, metavar="W",
+                   help="weight of the velocity-matching term on the encoder's synthetic mouth channels (recipe 0)")
     s.set_defaults(func=_style_e)
 
 

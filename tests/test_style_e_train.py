@@ -172,3 +172,21 @@ def test_denoiser_batches_drop_the_past_and_noise_it_as_configured() -> None:
     assert float(noisy["past_mask"].sum()) == 0.0
     d = (noisy["past"] - noisy["z"]).std((1, 2))
     assert 0 < float(d.min()) and float(d.max()) < 0.55  # per-window noise levels drawn in (0, 0.5)
+
+
+def test_train_cli_flags_reach_the_recipe_config() -> None:
+    """`s2t train style-e` flags land in the (frozen) TrainConfig; recipe defaults stay where none is given."""
+    import pytest
+
+    from clients.cli import build_parser
+    from clients.train import style_e_config
+    from engine.errors import InputError
+
+    p = build_parser()
+    cfg = style_e_config(p.parse_args(["train", "style-e", "--denoiser-only", "--no-past", "0.5", "--past-noise", "0",
+                                       "--synth-velocity", "1", "--minutes", "3"]))
+    assert (cfg.no_past, cfg.past_noise, cfg.synth_velocity, cfg.minutes) == (0.5, 0.0, 1.0, 3.0)
+    assert cfg.real_share == TrainConfig().real_share and cfg.past == TrainConfig().past
+    assert style_e_config(p.parse_args(["train", "style-e"])) == TrainConfig()
+    with pytest.raises(InputError, match="give one"):
+        style_e_config(p.parse_args(["train", "style-e", "--audio-only", "--denoiser-only"]))
