@@ -134,8 +134,14 @@ def train_audio_encoder(c: "Corpus", cfg: "TrainConfig", lookahead: int, steps: 
         ok = (yj.std(-1) > 0.05).float()  # z units: segments where the mouth moves
         loss_r = ((1 - pearson(jr, yj)) * ok).sum() / ok.sum().clamp(min=1)
         loss_jaw = ((jr - yj) ** 2).mean()
-        loss_syn = ((raw[n_real:, :, 1:N_MOUTH] - torch.from_numpy(np.stack(ys))[..., 1:]) ** 2).mean() * 10.0 \
-            if ys else raw.sum() * 0
+        if ys:
+            pred_s, true_s = raw[n_real:, :, 1:N_MOUTH], torch.from_numpy(np.stack(ys))[..., 1:]
+            loss_syn = ((pred_s - true_s) ** 2).mean() * 10.0
+            if cfg.synth_velocity > 0:  # frame-to-frame change as in the target: no jitter the target does not have
+                dv = torch.diff(pred_s, dim=1) - torch.diff(true_s, dim=1)
+                loss_syn = loss_syn + cfg.synth_velocity * 10.0 * (dv ** 2).mean()
+        else:
+            loss_syn = raw.sum() * 0
         loss = loss_jaw + loss_r + loss_syn
         opt.zero_grad()
         loss.backward()

@@ -49,6 +49,7 @@ class TrainConfig:
     denoise_steps: int = 5000
     batch: int = 48
     real_share: float = 0.75  # share of audio-encoder segments from real clips (the rest: synthetic, 13 channels)
+    synth_velocity: float = 0.0  # weight of the velocity-matching term on the encoder's 13 synthetic mouth channels
     audio_dropout: float = 0.1
     linear_jaw: bool = True  # jaw from a ridge head over the encoder's window (audio_train.fit_linear_jaw)
     audio_channels: int = 128  # audio encoder width
@@ -571,7 +572,7 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     arrays |= state_arrays("audio", enc)
     meta["config"]["lookahead"] = cfg.lookahead
     meta["audio_encoder"] = {"retrained": True, "steps_cap": cfg.audio_steps, "minutes": cfg.minutes,
-                             "shards": cfg.shards, "real_share": cfg.real_share}
+                             "shards": cfg.shards, "real_share": cfg.real_share, "synth_velocity": cfg.synth_velocity}
     meta["linear_jaw"] = enc.jaw_fit or None
     np.savez_compressed(weights, **arrays)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
