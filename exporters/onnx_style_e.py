@@ -219,7 +219,10 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              f"students {meta['students']} by progressive distillation; total training {meta['train_seconds']} s on "
              "a shared 2-core CPU.", ""]
     if "audio_encoder" in meta:
-        lines += [f"Audio encoder later retrained alone (`s2t train style-e --audio-only`): {meta['audio_encoder']}.", ""]
+        ae = meta["audio_encoder"]
+        lines += [f"Audio encoder later retrained alone (`s2t train style-e --audio-only --audio-steps {ae.get('steps_cap')} "
+                  f"--minutes {ae.get('minutes')} --real-share {ae.get('real_share', 0.75)} --synth-velocity "
+                  f"{ae.get('synth_velocity', 0.0)}`): {ae}.", ""]
     if "denoiser" in meta:
         den, cfg = meta["denoiser"], meta["config"]
         lines += ["Teacher denoiser + style encoder later retrained against the current audio encoder and the students "
