@@ -7,9 +7,12 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import InputError
+
+if TYPE_CHECKING:
+    from engine.motion.train import TrainConfig
 
 log = logging.getLogger("s2t.train")
 
@@ -61,7 +64,7 @@ def register_style_a(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     s.set_defaults(func=_style_a)
 
 
-def style_e_config(args: argparse.Namespace) -> Any:
+def style_e_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that `s2t train style-e` runs: the recipe's defaults with the flags given."""
     from engine.motion.train import TrainConfig
 

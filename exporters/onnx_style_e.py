@@ -66,7 +66,8 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, input
 def name_initializers(path: Path, module: nn.Module) -> None:
     """Rename the initializers the TorchScript exporter generated (`onnx::MatMul_*`, a Linear weight stored
     transposed) after their torch keys (`key:T`), so the graph alone rebuilds the module (train.graph_arrays).
-    Each is matched by exact value; an initializer that matches no weight, or several, fails the export."""
+    Each is matched by exact value (an initializer that matches no weight fails the export); weights the exporter
+    stored only once are listed as aliases in the graph's metadata."""
     import onnx
     from onnx import numpy_helper
 

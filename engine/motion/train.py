@@ -401,10 +401,29 @@ def load_state(module: nn.Module, arrays: dict[str, np.ndarray], prefix: str) ->
     return module.eval()
 
 
+def train_denoiser_stack(c: Corpus, mean: np.ndarray, std: np.ndarray, vae: MotionVAE, cfg: TrainConfig,
+                         teacher_steps: int, distill_rounds: int, teacher_s: float,
+                         distill_s: float) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Teacher denoiser + style encoder on the corpus's latents, then its distilled students: their arrays
+    (`style.*`, `teacher.*`, `student<n>.*`, `neutral_style`) and the students' step counts."""
+    from engine.data.styles import STYLE_NAMES
+    from engine.motion.distill import distill
+
+    bt = Batcher(c, mean, std, cfg.past, np.random.default_rng(cfg.seed + 2), no_past=cfg.no_past,
+                 past_noise=cfg.past_noise)
+    den, sty = train_denoiser(bt, cfg, teacher_s, len(STYLE_NAMES), vae=vae)
+    students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, distill_s)
+    with torch.no_grad():
+        neutral = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
+    arrays = {"neutral_style": neutral.astype(np.float32)} | state_arrays("style", sty) | state_arrays("teacher", den)
+    for steps, s in students.items():
+        arrays |= state_arrays(f"student{steps}", s)
+    return arrays, sorted(students)
+
+
 def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teacher_steps: int = 32) -> dict[str, object]:
     """Train every Style-E part and write `out/style_e.npz` + `out/style_e.json`; returns the config/metrics."""
     from engine.data.styles import STYLE_NAMES
-    from engine.motion.distill import distill
 
     t0 = time.perf_counter()
     budget = cfg.minutes * 60.0
@@ -420,21 +439,13 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     for u in c.synth:
         u.latent = encode_latent(vae, u.motion, mean, std)  # type: ignore[arg-type]
     text, span, _ = train_text_encoder(minilm_embed, cfg.text_steps, cfg.seed)  # corpus-free: texts + lexicon
-    bt = Batcher(c, mean.astype(np.float32), std.astype(np.float32), cfg.past, np.random.default_rng(cfg.seed + 2),
-                 no_past=cfg.no_past, past_noise=cfg.past_noise)
-    den, sty = train_denoiser(bt, cfg, 0.45 * budget, len(STYLE_NAMES), vae=vae)
-    students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, 0.15 * budget)
-    with torch.no_grad():
-        neutral_style = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
-    arrays = {"coef_mean": mean.astype(np.float32), "coef_std": std.astype(np.float32),
-              "neutral_style": neutral_style.astype(np.float32)}
+    den_arrays, students = train_denoiser_stack(c, mean.astype(np.float32), std.astype(np.float32), vae, cfg,
+                                                teacher_steps, distill_rounds, 0.45 * budget, 0.15 * budget)
+    arrays = {"coef_mean": mean.astype(np.float32), "coef_std": std.astype(np.float32)} | den_arrays
     arrays |= state_arrays("audio", enc) | state_arrays("vae", vae) | state_arrays("text", text)
-    arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
     if span is not None:
         arrays |= state_arrays("text_span", span)
-    for steps, s in students.items():
-        arrays |= state_arrays(f"student{steps}", s)
-    meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": sorted(students),
+    meta = {"config": asdict(cfg), "teacher_steps": teacher_steps, "students": students,
             "styles": list(STYLE_NAMES), "train_seconds": round(time.perf_counter() - t0, 1),
             "synthetic_utterances": len(c.synth), "real_clips": [u.voice for u in c.real],
             "real_jaw_lead": c.real_lead, "mouth": "decoder output = VAE decode + the audio encoder's 14 mouth channels",
@@ -522,9 +533,6 @@ def load_modules(weights: str | Path) -> Modules:
 def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
     """Train the teacher denoiser and style encoder anew (cfg's past/no_past/past_noise), distil the students and
     swap them into an existing checkpoint; the audio encoder, VAE and text encoder stay (re-export ONNX after)."""
-    from engine.data.styles import STYLE_NAMES
-    from engine.motion.distill import distill
-
     t0 = time.perf_counter()
     weights = Path(weights)
     m = load_modules(weights)
@@ -536,17 +544,11 @@ def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
         u.cond = encode_audio(m.audio, u)
         u.motion = motion_target(u.coeffs, u.cond)
         u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
-    bt = Batcher(c, m.mean, m.std, cfg.past, np.random.default_rng(cfg.seed + 2), no_past=cfg.no_past,
-                 past_noise=cfg.past_noise)
     budget = cfg.minutes * 60.0
-    den, sty = train_denoiser(bt, cfg, 0.75 * budget, len(STYLE_NAMES), vae=m.vae)
-    students = distill(den, sty, bt, int(meta["teacher_steps"]), distill_rounds, cfg, 0.25 * budget)  # type: ignore[arg-type]
-    with torch.no_grad():
-        arrays["neutral_style"] = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
-    arrays |= state_arrays("style", sty) | state_arrays("teacher", den)
-    for steps, s in students.items():
-        arrays |= state_arrays(f"student{steps}", s)
-    meta["students"] = sorted(students)
+    den_arrays, students = train_denoiser_stack(c, m.mean, m.std, m.vae, cfg, int(meta["teacher_steps"]),  # type: ignore[call-overload]
+                                                distill_rounds, 0.75 * budget, 0.25 * budget)
+    arrays |= den_arrays
+    meta["students"] = students
     meta["config"] = meta["config"] | {"past": cfg.past, "no_past": cfg.no_past, "past_noise": cfg.past_noise}  # type: ignore[operator]
     meta["denoiser"] = {"retrained": True, "minutes": cfg.minutes, "shards": cfg.shards, "steps_cap": cfg.denoise_steps,
                         "seconds": round(time.perf_counter() - t0, 1)}
