@@ -40,6 +40,7 @@ class LiveOptions:
     tail_s: float = 1.0  # keep streaming this long after a file ends (the delayed audio drains)
     portrait: str = ""
     emotion: str = ""
+    style_ref: str = ""  # talking-style clip: a video, or .npz/.npy coefficients
 
 
 def open_sounddevice() -> Any:
@@ -134,7 +135,11 @@ async def run_live(cfg: EngineConfig, opts: LiveOptions, consume: Callable[[Vide
     """Start an engine, feed it from `opts`, pass every frame to `consume`; returns the engine's final stats."""
     from engine.runtime import Engine
 
+    from engine.runtime.style_ref import read_style_reference_async
+
     source = AudioSource(opts)  # fails fast on a bad file / no microphone, before any worker starts
+    # a style video takes seconds to fit: before the workers start, so neither waits for the other
+    style = await read_style_reference_async(opts.style_ref) if opts.style_ref else None
     engine = Engine(cfg)
     await engine.start()
     feeder: asyncio.Task[None] | None = None
@@ -143,6 +148,8 @@ async def run_live(cfg: EngineConfig, opts: LiveOptions, consume: Callable[[Vide
             await engine.set_portrait(Path(opts.portrait))
         if opts.emotion:
             await engine.set_emotion(opts.emotion)
+        if style is not None:
+            await engine.set_style_reference(style)
         feeder = asyncio.create_task(source.run(engine), name="s2t-feed")
         t0 = time.monotonic()
         ended_at: float | None = None
@@ -206,6 +213,8 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
     p.add_argument("--portrait", default="", help="portrait image (default: the bundled one)")
     p.add_argument("--emotion", default="", help='emotion prompt, e.g. "calm but slightly amused"')
+    p.add_argument("--style-ref", default="", metavar="CLIP",
+                   help="talking-style reference: a video of someone talking, or .npz/.npy coefficients (Style-E)")
     p.add_argument("--config", help="engine config TOML")
     p.add_argument("--budget-ms", type=float, help="end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
 
@@ -222,8 +231,10 @@ def live_options(args: argparse.Namespace) -> LiveOptions:
         raise InputError(f"audio file not found: {args.audio}")
     if args.portrait and not Path(args.portrait).is_file():
         raise InputError(f"portrait not found: {args.portrait}")
+    if args.style_ref and not Path(args.style_ref).is_file():
+        raise InputError(f"style reference not found: {args.style_ref}")
     return LiveOptions(audio=args.audio, mic_device=args.mic_device, loop=args.loop, duration_s=args.duration,
-                       portrait=args.portrait, emotion=args.emotion)
+                       portrait=args.portrait, emotion=args.emotion, style_ref=args.style_ref)
 
 
 def _run(args: argparse.Namespace) -> int:

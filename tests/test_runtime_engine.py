@@ -136,8 +136,8 @@ async def test_bad_input_is_refused_or_repaired_and_stream_continues(engine: Eng
         await engine.set_portrait(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(InputError, match="34"):
         await engine.set_style_reference(np.zeros((10, 3), np.float32))
-    with pytest.raises(NotAvailableError):
-        await engine.set_style_reference("clip.mp4")
+    with pytest.raises(InputError, match="not found"):
+        await engine.set_style_reference("no-such-clip.mp4")
     await engine.set_style_reference(np.zeros((20, 34), np.float32))
     await engine.set_art_style(np.full((32, 32, 3), 200, np.uint8))
     with pytest.raises(AudioError, match="backlog"):

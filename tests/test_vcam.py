@@ -104,6 +104,9 @@ def test_vcam_without_audio_devices_says_so(capsys: pytest.CaptureFixture[str], 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "audio file not found" in err[0]
     wav_in = str(Path(__file__).resolve().parents[1] / "engine/assets/demo_speech.wav")
+    assert cli.main(["vcam", "--backend", "s2t-recorder", "--audio", wav_in, "--style-ref", "nobody.mp4"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "style reference not found: nobody.mp4" in err[0], err
     assert cli.main(["vcam", "--backend", "s2t-recorder", "--audio", wav_in, "--audio-out", "speakers"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no audio output device found" in err[0], err

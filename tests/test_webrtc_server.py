@@ -150,7 +150,7 @@ async def test_serve_session_whep_limits_teardown(tmp_path: Path) -> None:
                 assert r.status == 422 and "face" in (await r.json())["error"]
             clip = "data:video/mp4;base64," + base64.b64encode(b"\0" * 100).decode()
             async with http.post(f"{base}/session/{sid}/style_reference", json={"clip": clip}, headers=auth) as r:
-                assert r.status == 501 and "not in this build" in (await r.json())["error"]
+                assert r.status == 400 and "cannot read video" in (await r.json())["error"]
             async with http.post(f"{base}/session/{sid}/emotion", json={"text": "calm"}, headers=auth) as r:
                 assert r.status == 200
             assert srv.refused == {"limit": 1, "auth": 1, "upload": 3}

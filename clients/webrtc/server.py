@@ -376,6 +376,8 @@ class Server:
         return web.json_response({"ok": True, "op": op, **({"note": note} if note else {})})
 
     async def _style_reference(self, eng: Any, clip: Any) -> None:
+        """A .npy coefficient array is used as it is; anything else is taken for a video and fitted (seconds,
+        in a child process: the session streams on meanwhile)."""
         data = self._data_url(clip, "style clip", CLIP_TYPES)
         if data[:6] == b"\x93NUMPY":
             import io
@@ -387,7 +389,7 @@ class Server:
             await eng.set_style_reference(arr)
             return
         with tempfile.TemporaryDirectory(prefix="s2t-clip-") as d:
-            path = Path(d) / "clip"
+            path = Path(d) / "clip.video"
             path.write_bytes(data)
             await eng.set_style_reference(path)
 

@@ -43,8 +43,12 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[n
     return frames, fps
 
 
-def read_frames_timed(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], np.ndarray, float]:
+def read_frames_timed(path: str | Path, max_frames: int | None = None,
+                      max_side: int | None = None) -> tuple[list[np.ndarray], np.ndarray, float]:
     """RGB frames, each frame's centre time in seconds on the audio clock, and the average frame rate.
+
+    `max_side` scales larger frames down (aspect kept) as they are decoded, so a long 4K upload does not
+    hold gigabytes of frames.
 
     A frame is shown from its pts to the next frame's pts; its time is the middle of that span, measured
     from the audio stream's start (so variable-frame-rate videos and a video stream that starts later than
@@ -65,7 +69,12 @@ def read_frames_timed(path: str | Path, max_frames: int | None = None) -> tuple[
             t0 = float(a.start_time * a.time_base) if a is not None and a.start_time is not None else 0.0
             frames, pts = [], []
             for f in c.decode(s):
-                frames.append(f.to_ndarray(format="rgb24"))
+                scale = min(1.0, max_side / max(f.width, f.height)) if max_side else 1.0
+                if scale < 1.0:
+                    frames.append(f.to_ndarray(width=max(2, round(f.width * scale)),
+                                               height=max(2, round(f.height * scale)), format="rgb24"))
+                else:
+                    frames.append(f.to_ndarray(format="rgb24"))
                 pts.append(float(f.pts * f.time_base) if f.pts is not None and f.time_base is not None else np.nan)
                 if max_frames and len(frames) >= max_frames:
                     break
@@ -101,7 +110,8 @@ def _resample(coeffs: np.ndarray, valid: np.ndarray, t_src: np.ndarray, n_out: i
     return out, valid[nearest]
 
 
-def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) -> ClipFit:
+def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None,
+              max_side: int | None = None) -> ClipFit:
     """Track every frame, build a FaceModel from the first good frame, fit the sequence.
 
     Frames without a face are kept as gaps (interpolated over, marked invalid); a video with no face
@@ -110,7 +120,7 @@ def fit_video(path: str | Path, size: int = 256, max_frames: int | None = None) 
     from engine.face.model import FaceModel
     from engine.face.tracker import FaceTracker, mouth_apertures
 
-    frames, times, fps = read_frames_timed(path, max_frames)
+    frames, times, fps = read_frames_timed(path, max_frames, max_side)
     lms = np.full((len(frames), 478, 3), np.nan, np.float32)
     first = -1
     with FaceTracker(static_image_mode=False) as trk:

@@ -95,8 +95,13 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
     return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta)
 
 
-def read_style_reference(path: str | Path) -> np.ndarray:
-    """A style reference from a file: .npz (a `coeffs` array, e.g. an `s2t data fit` output), .npy, or a video."""
+STYLE_VIDEO_MAX_FRAMES = 500  # a video reference is fitted over its first 500 frames (20 s at 25 fps)
+STYLE_VIDEO_MAX_SIDE = 720  # ... decoded at most 720 px on its longer side
+
+
+def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES) -> np.ndarray:
+    """A style reference from a file: .npz (a `coeffs` array, e.g. an `s2t data fit` output), .npy, or a video
+    (its first `max_frames` frames fitted with the face tracker; frames without a face are left out)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"style reference not found: {p}")
@@ -109,7 +114,7 @@ def read_style_reference(path: str | Path) -> np.ndarray:
         return np.asarray(np.load(p, allow_pickle=False), np.float32)
     from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
 
-    fit = fit_video(p)
+    fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
     if not fit.valid.any():
         raise InputError(f"{p}: no face found in the style reference video")
     return fit.coeffs[fit.valid]

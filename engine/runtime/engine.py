@@ -31,7 +31,7 @@ import zmq.asyncio
 import engine.errors as errors
 from engine.clock import AUDIO_RATE, Clock, MonotonicClock, Pacer, video_pts
 from engine.config import EngineConfig, budget_ms_for
-from engine.errors import InputError, NotAvailableError, S2TError
+from engine.errors import InputError, S2TError
 from engine.messages import AudioChunk, Control, Message, MotionChunk, VideoFrame
 from engine.runtime import transport
 from engine.runtime.budget import DEFAULT_LADDER, BudgetController, QualityLevel, RollingWindow
@@ -246,12 +246,12 @@ class Engine:
         self._emotion = text
 
     async def set_style_reference(self, clip: np.ndarray | str | Path) -> None:
-        """Talking style from a (T, 34) coefficient array; video paths need the Style-E data-fit."""
+        """Talking style from (T, 34) coefficients, a .npz/.npy file of them, or a video of a talking face
+        (fitted in a child process; the stream keeps its pace meanwhile)."""
         if isinstance(clip, (str, Path)):
-            raise NotAvailableError(
-                "a style reference from a video needs the Style-E data-fit, not in this build; "
-                "pass a (T, 34) coefficient array in the MotionSpec"
-            )
+            from engine.runtime.style_ref import read_style_reference_async
+
+            clip = await read_style_reference_async(clip)
         arr = check_style_reference(clip)
         await self._request("motion", "set_style_reference", data=arr)
         self._style = arr
