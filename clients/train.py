@@ -68,12 +68,12 @@ def style_e_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that `s2t train style-e` runs: the recipe's defaults with the flags given."""
     from engine.motion.train import TrainConfig
 
-    if args.audio_only and args.denoiser_only:
-        raise InputError("--audio-only and --denoiser-only retrain different parts: give one")
+    if args.audio_only + args.denoiser_only + args.students_only > 1:
+        raise InputError("--audio-only, --denoiser-only and --students-only retrain different parts: give one")
     cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
                       audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
                       minutes=args.minutes)
-    given = {k: getattr(args, k) for k in ("no_past", "past_noise", "real_share", "synth_velocity")
+    given = {k: getattr(args, k) for k in ("no_past", "past_noise", "real_share", "synth_velocity", "distill_data")
              if getattr(args, k) is not None}
     return replace(cfg, **given)  # TrainConfig is frozen
 
@@ -89,6 +89,10 @@ def _style_e(args: argparse.Namespace) -> int:
         from engine.motion.train import retrain_denoiser
 
         meta = retrain_denoiser(Path(args.out) / "style_e.npz", cfg)
+    elif args.students_only:
+        from engine.motion.train import retrain_students
+
+        meta = retrain_students(Path(args.out) / "style_e.npz", cfg)
     elif args.audio_only:
         from engine.motion.train import retrain_audio_encoder
 
@@ -123,6 +127,10 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="retrain only the audio encoder (e.g. another --lookahead) inside the weights in --out")
     s.add_argument("--denoiser-only", action="store_true",
                    help="retrain only the teacher denoiser + style encoder and distil the students, inside --out")
+    s.add_argument("--students-only", action="store_true",
+                   help="distil the 4/2/1-step students anew from the teacher in --out (--minutes for distillation)")
+    s.add_argument("--distill-data", type=float, default=None, metavar="D",
+                   help="share of the clean latent in each distillation target (recipe 0.3; 0: the teacher's alone)")
     s.add_argument("--no-past", type=float, default=None, metavar="P",
                    help="share of denoiser windows trained without past context (recipe default in TrainConfig)")
     s.add_argument("--past-noise", type=float, default=None, metavar="S",

@@ -217,7 +217,8 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              + (f"; text projection: {meta['text_projection']}" if "text_projection" in meta else ""), "",
              "## Recipe", "", "```", json.dumps(meta["config"], indent=1), "```", "",
              f"teacher: {meta['teacher_steps']} DDIM steps (x0-prediction, cosine schedule, CFG by condition dropout); "
-             f"students {meta['students']} by progressive distillation; total training {meta['train_seconds']} s on "
+             f"students {meta['students']} by progressive distillation (`distill_data` in the recipe: the share of the "
+             "clean latent mixed into each target); total training {meta['train_seconds']} s on "
              "a shared 2-core CPU.", ""]
     if "audio_encoder" in meta:
         ae = meta["audio_encoder"]
@@ -229,6 +230,11 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
         lines += ["Teacher denoiser + style encoder later retrained against the current audio encoder and the students "
                   f"distilled again (`s2t train style-e --denoiser-only --minutes {den.get('minutes')} --no-past "
                   f"{cfg.get('no_past', 0.1)} --past-noise {cfg.get('past_noise', 0.0)}`): {den}.", ""]
+    if "students_retrained" in meta:
+        st = meta["students_retrained"]
+        lines += ["Students later distilled again from this teacher, each target mixing in the clean training latent "
+                  f"(`s2t train style-e --students-only --minutes {st.get('minutes')} --distill-data "
+                  f"{st.get('distill_data')}`): {st}.", ""]
     if meta.get("text_projection", {}).get("span"):
         lines += ["Text encoder later retrained alone (`python -m engine.motion.text_train DIR`): sentence projection "
                   "+ span classifier (`text_span.*`).", ""]

@@ -190,3 +190,7 @@ def test_train_cli_flags_reach_the_recipe_config() -> None:
     assert style_e_config(p.parse_args(["train", "style-e"])) == TrainConfig()
     with pytest.raises(InputError, match="give one"):
         style_e_config(p.parse_args(["train", "style-e", "--audio-only", "--denoiser-only"]))
+    args = p.parse_args(["train", "style-e", "--students-only", "--distill-data", "0"])
+    assert args.students_only and style_e_config(args).distill_data == 0.0 != TrainConfig().distill_data
+    with pytest.raises(InputError, match="give one"):
+        style_e_config(p.parse_args(["train", "style-e", "--students-only", "--denoiser-only"]))

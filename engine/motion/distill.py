@@ -41,8 +41,13 @@ def guided_x0(model: Denoiser, inputs: dict[str, torch.Tensor], w: torch.Tensor,
 
 
 def distill(teacher: Denoiser, style_encoder: StyleEncoder, bt: "Batcher", teacher_steps: int, rounds: int, cfg: "TrainConfig",
-            seconds: float, keep: tuple[int, ...] = (4, 2, 1)) -> dict[int, Denoiser]:
-    """Halve the step count `rounds` times; returns the students whose step counts are in `keep`."""
+            seconds: float, keep: tuple[int, ...] = (4, 2, 1), data: float = 0.0) -> dict[int, Denoiser]:
+    """Halve the step count `rounds` times; returns the students whose step counts are in `keep`.
+
+    `data` > 0 mixes the clean training latent into every target, (1 - data) * teacher + data * clean: the
+    student then leans toward the conditional mean (smoother, closer to the ground truth on average, less
+    like the teacher's own sample). 0 is plain progressive distillation.
+    """
     from engine.motion.train import noised
 
     out: dict[int, Denoiser] = {}
@@ -84,6 +89,8 @@ def distill(teacher: Denoiser, style_encoder: StyleEncoder, bt: "Batcher", teach
                 ii = i.numpy()
                 target = x0_for_target(x, xt, col(ss.alphas, ii), col(ss.sigmas, ii), col(ss.alphas, ii + 1),
                                        col(ss.sigmas, ii + 1))
+                if data > 0:
+                    target = (1.0 - data) * target + data * b["z"]
             pred = student(**(base | {"x": x, "t": t, "w": w}))
             new = 1.0 - b["past_mask"]
             loss = (((pred - target) ** 2) * new).sum() / (new.sum() * pred.shape[-1])

@@ -42,6 +42,7 @@ class TrainConfig:
     past: int = 8  # motion frames of past context in the denoiser window
     no_past: float = 0.1  # share of denoiser windows trained without past (stream start)
     past_noise: float = 0.0  # past latents get N(0, u^2) noise, u ~ U(0, past_noise) per window (exposure bias)
+    distill_data: float = 0.3  # share of the clean training latent in each distillation target (0: teacher only)
     shards: int = 8  # synthetic shards loaded (each ~0.3 h)
     audio_steps: int = 300  # the encoder memorises the real clips: more steps do not help held-out speakers
     vae_steps: int = 1500
@@ -412,7 +413,7 @@ def train_denoiser_stack(c: Corpus, mean: np.ndarray, std: np.ndarray, vae: Moti
     bt = Batcher(c, mean, std, cfg.past, np.random.default_rng(cfg.seed + 2), no_past=cfg.no_past,
                  past_noise=cfg.past_noise)
     den, sty = train_denoiser(bt, cfg, teacher_s, len(STYLE_NAMES), vae=vae)
-    students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, distill_s)
+    students = distill(den, sty, bt, teacher_steps, distill_rounds, cfg, distill_s, data=cfg.distill_data)
     with torch.no_grad():
         neutral = torch.cat([sty(bt(cfg.batch, 1)["ref"]) for _ in range(8)]).mean(0).numpy()
     arrays = {"neutral_style": neutral.astype(np.float32)} | state_arrays("style", sty) | state_arrays("teacher", den)
@@ -549,9 +550,43 @@ def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
                                                 distill_rounds, 0.75 * budget, 0.25 * budget)
     arrays |= den_arrays
     meta["students"] = students
-    meta["config"] = meta["config"] | {"past": cfg.past, "no_past": cfg.no_past, "past_noise": cfg.past_noise}  # type: ignore[operator]
+    meta["config"] = meta["config"] | {"past": cfg.past, "no_past": cfg.no_past, "past_noise": cfg.past_noise,  # type: ignore[operator]
+                                       "distill_data": cfg.distill_data}
     meta["denoiser"] = {"retrained": True, "minutes": cfg.minutes, "shards": cfg.shards, "steps_cap": cfg.denoise_steps,
                         "seconds": round(time.perf_counter() - t0, 1)}
+    np.savez_compressed(weights, **arrays)
+    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def retrain_students(weights: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
+    """Distil the students anew from the checkpoint's own teacher and style encoder (cfg.distill_data, the
+    whole cfg.minutes for distillation) and swap them in; everything else stays (re-export ONNX after)."""
+    from engine.motion.distill import distill
+
+    t0 = time.perf_counter()
+    weights = Path(weights)
+    m = load_modules(weights)
+    meta = dict(m.meta)
+    with np.load(weights, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("student")}
+    arrays |= state_arrays("teacher", m.denoisers["teacher"])  # slim weights keep it only in its graph
+    c = load_corpus(cfg.corpus, None, cfg.shards, ("train",))
+    for u in c.synth:
+        u.cond = encode_audio(m.audio, u)
+        u.motion = motion_target(u.coeffs, u.cond)
+        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
+    old = meta["config"]  # the teacher's own windows
+    bt = Batcher(c, m.mean, m.std, int(old["past"]), np.random.default_rng(cfg.seed + 2),  # type: ignore[index]
+                 no_past=float(old["no_past"]), past_noise=float(old["past_noise"]))  # type: ignore[index]
+    students = distill(m.denoisers["teacher"], m.style, bt, int(meta["teacher_steps"]), distill_rounds, cfg,  # type: ignore[call-overload]
+                       cfg.minutes * 60.0, data=cfg.distill_data)
+    for steps, s in students.items():
+        arrays |= state_arrays(f"student{steps}", s)
+    meta["students"] = sorted(students)
+    meta["config"] = meta["config"] | {"distill_data": cfg.distill_data}  # type: ignore[operator]
+    meta["students_retrained"] = {"minutes": cfg.minutes, "shards": cfg.shards, "distill_data": cfg.distill_data,
+                                  "seconds": round(time.perf_counter() - t0, 1)}
     np.savez_compressed(weights, **arrays)
     weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
