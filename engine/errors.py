@@ -29,3 +29,17 @@ class DeviceUnavailableError(S2TError):
 
 class NotAvailableError(S2TError):
     """A requested stage or option is not available in this build (yet); the message says which."""
+
+
+def error_text(e: BaseException) -> str:
+    """One line that crosses a process boundary: "ClassName: message" (read back by `error_from_text`)."""
+    return f"{type(e).__name__}: {e}"
+
+
+def error_from_text(text: str) -> S2TError:
+    """The S2TError subclass named in an `error_text` line (S2TError with the whole line for any other name)."""
+    name, _, message = text.partition(": ")
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, S2TError):
+        return cls(message)
+    return S2TError(text)

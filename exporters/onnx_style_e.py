@@ -218,7 +218,7 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
              "## Recipe", "", "```", json.dumps(meta["config"], indent=1), "```", "",
              f"teacher: {meta['teacher_steps']} DDIM steps (x0-prediction, cosine schedule, CFG by condition dropout); "
              f"students {meta['students']} by progressive distillation (`distill_data` in the recipe: the share of the "
-             "clean latent mixed into each target); total training {meta['train_seconds']} s on "
+             f"clean latent mixed into each target); total training {meta['train_seconds']} s on "
              "a shared 2-core CPU.", ""]
     if "audio_encoder" in meta:
         ae = meta["audio_encoder"]

@@ -70,11 +70,8 @@ def read_frames_timed(path: str | Path, max_frames: int | None = None,
             frames, pts = [], []
             for f in c.decode(s):
                 scale = min(1.0, max_side / max(f.width, f.height)) if max_side else 1.0
-                if scale < 1.0:
-                    frames.append(f.to_ndarray(width=max(2, round(f.width * scale)),
-                                               height=max(2, round(f.height * scale)), format="rgb24"))
-                else:
-                    frames.append(f.to_ndarray(format="rgb24"))
+                size = {"width": max(2, round(f.width * scale)), "height": max(2, round(f.height * scale))}
+                frames.append(f.to_ndarray(format="rgb24", **(size if scale < 1.0 else {})))
                 pts.append(float(f.pts * f.time_base) if f.pts is not None and f.time_base is not None else np.nan)
                 if max_frames and len(frames) >= max_frames:
                     break

@@ -531,6 +531,26 @@ def load_modules(weights: str | Path) -> Modules:
     return Modules(audio, vae, style, dens, text, arrays["coef_mean"], arrays["coef_std"], meta)  # type: ignore[arg-type]
 
 
+def _checkpoint_corpus(m: Modules, cfg: TrainConfig) -> Corpus:
+    """The synthetic training corpus encoded by a checkpoint's own audio encoder and VAE (its latents)."""
+    c = load_corpus(cfg.corpus, None, cfg.shards, ("train",))
+    for u in c.synth:
+        u.cond = encode_audio(m.audio, u)
+        u.motion = motion_target(u.coeffs, u.cond)
+        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
+    return c
+
+
+def _npz_without(weights: Path, prefixes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    with np.load(weights, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if not k.startswith(prefixes)}
+
+
+def _write_checkpoint(weights: Path, arrays: dict[str, np.ndarray], meta: dict[str, object]) -> None:
+    np.savez_compressed(weights, **arrays)
+    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+
 def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int = 5) -> dict[str, object]:
     """Train the teacher denoiser and style encoder anew (cfg's past/no_past/past_noise), distil the students and
     swap them into an existing checkpoint; the audio encoder, VAE and text encoder stay (re-export ONNX after)."""
@@ -538,13 +558,8 @@ def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
     weights = Path(weights)
     m = load_modules(weights)
     meta = dict(m.meta)
-    with np.load(weights, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if not k.startswith(("style.", "teacher.", "student"))}
-    c = load_corpus(cfg.corpus, None, cfg.shards, ("train",))
-    for u in c.synth:
-        u.cond = encode_audio(m.audio, u)
-        u.motion = motion_target(u.coeffs, u.cond)
-        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
+    arrays = _npz_without(weights, ("style.", "teacher.", "student"))
+    c = _checkpoint_corpus(m, cfg)
     budget = cfg.minutes * 60.0
     den_arrays, students = train_denoiser_stack(c, m.mean, m.std, m.vae, cfg, int(meta["teacher_steps"]),  # type: ignore[call-overload]
                                                 distill_rounds, 0.75 * budget, 0.25 * budget)
@@ -554,8 +569,7 @@ def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
                                        "distill_data": cfg.distill_data}
     meta["denoiser"] = {"retrained": True, "minutes": cfg.minutes, "shards": cfg.shards, "steps_cap": cfg.denoise_steps,
                         "seconds": round(time.perf_counter() - t0, 1)}
-    np.savez_compressed(weights, **arrays)
-    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    _write_checkpoint(weights, arrays, meta)
     return meta
 
 
@@ -568,14 +582,9 @@ def retrain_students(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
     weights = Path(weights)
     m = load_modules(weights)
     meta = dict(m.meta)
-    with np.load(weights, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if not k.startswith("student")}
+    arrays = _npz_without(weights, ("student",))
     arrays |= state_arrays("teacher", m.denoisers["teacher"])  # slim weights keep it only in its graph
-    c = load_corpus(cfg.corpus, None, cfg.shards, ("train",))
-    for u in c.synth:
-        u.cond = encode_audio(m.audio, u)
-        u.motion = motion_target(u.coeffs, u.cond)
-        u.latent = encode_latent(m.vae, u.motion, m.mean, m.std)  # type: ignore[arg-type]
+    c = _checkpoint_corpus(m, cfg)
     old = meta["config"]  # the teacher's own windows
     bt = Batcher(c, m.mean, m.std, int(old["past"]), np.random.default_rng(cfg.seed + 2),  # type: ignore[index]
                  no_past=float(old["no_past"]), past_noise=float(old["past_noise"]))  # type: ignore[index]
@@ -587,8 +596,7 @@ def retrain_students(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
     meta["config"] = meta["config"] | {"distill_data": cfg.distill_data}  # type: ignore[operator]
     meta["students_retrained"] = {"minutes": cfg.minutes, "shards": cfg.shards, "distill_data": cfg.distill_data,
                                   "seconds": round(time.perf_counter() - t0, 1)}
-    np.savez_compressed(weights, **arrays)
-    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    _write_checkpoint(weights, arrays, meta)
     return meta
 
 
@@ -601,8 +609,7 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     """
     weights = Path(weights)
     meta = json.loads(weights.with_suffix(".json").read_text())
-    with np.load(weights, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if not k.startswith("audio.")}
+    arrays = _npz_without(weights, ("audio.",))
     c = load_corpus(cfg.corpus, cfg.real, cfg.shards, ("train",), cfg.exclude_speakers, align_real=cfg.align_real,
                     lead=cfg.real_lead)
     enc = train_audio_encoder(c, cfg, cfg.lookahead, cfg.audio_steps, cfg.minutes * 60.0)
@@ -611,6 +618,5 @@ def retrain_audio_encoder(weights: str | Path, cfg: TrainConfig) -> dict[str, ob
     meta["audio_encoder"] = {"retrained": True, "steps_cap": cfg.audio_steps, "minutes": cfg.minutes,
                              "shards": cfg.shards, "real_share": cfg.real_share, "synth_velocity": cfg.synth_velocity}
     meta["linear_jaw"] = enc.jaw_fit or None
-    np.savez_compressed(weights, **arrays)
-    weights.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    _write_checkpoint(weights, arrays, meta)
     return meta

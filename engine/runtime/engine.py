@@ -31,7 +31,7 @@ import zmq.asyncio
 import engine.errors as errors
 from engine.clock import AUDIO_RATE, Clock, MonotonicClock, Pacer, video_pts
 from engine.config import EngineConfig, budget_ms_for
-from engine.errors import InputError, S2TError
+from engine.errors import InputError, S2TError, error_from_text
 from engine.messages import AudioChunk, Control, Message, MotionChunk, VideoFrame
 from engine.runtime import transport
 from engine.runtime.budget import DEFAULT_LADDER, BudgetController, QualityLevel, RollingWindow
@@ -47,14 +47,6 @@ OUTBOX_MAX = 256  # messages held for one worker whose pipe is full (~10 s of au
 START_TIMEOUT_S = 90.0
 REQUEST_TIMEOUT_S = 30.0
 SESSION_KEEP = 30_000  # per-frame samples kept for session percentiles (20 min at 25 fps)
-
-
-def _error_from_text(text: str) -> S2TError:
-    name, _, message = text.partition(": ")
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, S2TError):
-        return cls(message)
-    return S2TError(text)
 
 
 class Engine:
@@ -398,7 +390,7 @@ class Engine:
         finally:
             self._acks.pop(seq, None)
         if errs:
-            raise _error_from_text(errs[0])
+            raise error_from_text(errs[0])
 
     def _ack(self, name: str, seq: int, error: str | None) -> None:
         entry = self._acks.get(seq)
@@ -486,7 +478,7 @@ class Engine:
             elif msg.op == "error" and msg.seq == 0:
                 log.error("%s failed to start: %s", w.name, msg.text)
                 if w.ready_future is not None and not w.ready_future.done():
-                    w.ready_future.set_exception(_error_from_text(msg.text))
+                    w.ready_future.set_exception(error_from_text(msg.text))
                     w.ready_future.exception()  # retrieved here; start() re-raises it
             elif msg.op in ("pong", "error"):
                 self._ack(w.name, msg.seq, msg.text if msg.op == "error" else None)

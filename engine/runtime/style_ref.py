@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-import engine.errors as errors
-from engine.errors import InputError, S2TError
+from engine.errors import InputError, S2TError, error_from_text, error_text
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +31,15 @@ def _read(path: str) -> np.ndarray:
 
 
 def _child(path: str, conn: Connection) -> None:
-    """Child process: fit, send ("ok", coeffs) or ("error", class name, message)."""
+    """Child process: fit, send ("ok", coeffs) or ("error", error_text line)."""
     try:
         conn.send(("ok", _read(path)))
     except S2TError as e:
-        conn.send(("error", type(e).__name__, str(e)))
+        conn.send(("error", error_text(e)))
     except Exception as e:  # noqa: BLE001 - reported to the parent as a failed fit, with its reason
-        conn.send(("error", "S2TError", f"fitting the style reference video failed: {type(e).__name__}: {e}"))
+        conn.send(("error", f"fitting the style reference video failed: {error_text(e)}"))
     finally:
         conn.close()
-
-
-def _error(name: str, message: str) -> S2TError:
-    cls = getattr(errors, name, None)
-    return cls(message) if isinstance(cls, type) and issubclass(cls, S2TError) else S2TError(message)
 
 
 async def read_style_reference_async(path: str | Path, timeout_s: float = FIT_TIMEOUT_S) -> np.ndarray:
@@ -80,6 +74,6 @@ async def read_style_reference_async(path: str | Path, timeout_s: float = FIT_TI
             proc.kill()
         await asyncio.to_thread(proc.join, 5.0)
     if reply[0] != "ok":
-        raise _error(reply[1], reply[2])
+        raise error_from_text(reply[1])
     log.info("style reference video %s: %d frames fitted in %.1f s", p.name, len(reply[1]), time.perf_counter() - t0)
     return np.asarray(reply[1], np.float32)

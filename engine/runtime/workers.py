@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.clock import video_pts
 from engine.config import EngineConfig, from_dict
-from engine.errors import S2TError
+from engine.errors import S2TError, error_text
 from engine.messages import AudioChunk, Control, Message, MotionChunk, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,6 @@ def quality_from_text(text: str) -> Any:
     from engine.runtime.budget import QualityLevel
 
     return QualityLevel(**json.loads(text))
-
-
-def _error_text(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"
 
 
 class _MotionHost:
@@ -186,7 +182,7 @@ def worker_main(role: str, name: str, endpoint: str, config_json: str, parent_pi
         try:
             host: _MotionHost | _RenderHost = _MotionHost(cfg) if role == "motion" else _RenderHost(cfg, cache_dir)
         except S2TError as e:
-            transport.send_sync(sock, Control(session="", seq=0, op="error", text=_error_text(e)))
+            transport.send_sync(sock, Control(session="", seq=0, op="error", text=error_text(e)))
             return
         transport.send_sync(sock, Control(session="", seq=0, op="ready", text=role, number=float(os.getpid())))
         _serve(sock, host, parent_pid)
@@ -218,7 +214,7 @@ def _serve(sock: Any, host: _MotionHost | _RenderHost, parent_pid: int) -> None:
                 host.control(msg)
             except Exception as e:  # any failure of a control op goes back to the caller as text
                 log.warning("%s failed: %s", msg.op, e)
-                reply = Control(session=msg.session, seq=msg.seq, op="error", text=_error_text(e))
+                reply = Control(session=msg.session, seq=msg.seq, op="error", text=error_text(e))
             if msg.seq > 0 or msg.op == "ping":
                 transport.send_sync(sock, reply)
             continue
