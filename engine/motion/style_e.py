@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import InputError, NotAvailableError
 from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
-from engine.motion.style_encoder import check_reference
+from engine.motion.reference import check_reference
 from engine.motion.text_encoder import TextEncoder, clip_embed, load_projection, minilm_embed
 from engine.spec import DEFAULT_SPEC
 

@@ -217,7 +217,12 @@ $("strength").onchange = () => {
 };
 $("style-clip").onchange = async () => {
   const f = $("style-clip").files[0];
-  if (f) control("style_reference", { clip: await fileToDataUrl(f) });
+  if (!f || !state.session) { if (f) say("start a session first"); return; }
+  const video = !f.name.toLowerCase().endsWith(".npy");
+  // a video is face-tracked and fitted on the server: seconds, while the stream goes on with the old style
+  if (video) say(`fitting the talking style from ${f.name} (a few seconds; the stream goes on meanwhile)…`, true);
+  const r = await control("style_reference", { clip: await fileToDataUrl(f) });
+  if (r && !r.note) say(`talking style taken from ${f.name}`, true);
 };
 $("g2g").onclick = () => measureG2G(8);
 window.addEventListener("pagehide", () => {
