@@ -73,8 +73,8 @@ def style_e_config(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
                       audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
                       minutes=args.minutes)
-    given = {k: getattr(args, k) for k in ("no_past", "past_noise", "real_share", "synth_velocity", "distill_data")
-             if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("no_past", "past_noise", "real_share", "synth_velocity", "distill_data",
+                                           "skip") if getattr(args, k) is not None}
     return replace(cfg, **given)  # TrainConfig is frozen
 
 
@@ -135,6 +135,8 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="share of denoiser windows trained without past context (recipe default in TrainConfig)")
     s.add_argument("--past-noise", type=float, default=None, metavar="S",
                    help="max std of the noise put on the past latents in denoiser training")
+    s.add_argument("--skip", action=argparse.BooleanOptionalAction, default=None,
+                   help="denoiser x0 = alpha x_t + sigma F (the input passes through at low noise; v-prediction)")
     s.add_argument("--real-share", type=float, default=None, metavar="R",
                    help="share of audio-encoder segments from real clips (recipe 0.75; the rest synthetic)")
     s.add_argument("--synth-velocity", type=float, default=None, metavar="W",

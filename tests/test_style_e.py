@@ -101,6 +101,33 @@ def test_denoiser_graph_gives_back_its_torch_weights(tmp_path) -> None:  # noqa:
         assert z.files == ["keep"]
 
 
+def test_denoiser_skip_passes_the_input_through_and_exports(tmp_path) -> None:  # noqa: ANN001
+    """DenoiserConfig.skip: x0 = alpha(t) x + sigma(t) F. At t = 0 the output is the input itself; the in-graph
+    schedule is the sampler's; the exported graph agrees with torch."""
+    import onnxruntime as ort
+    import torch
+
+    from engine.motion.denoiser import Denoiser, DenoiserConfig, alpha_sigma_t
+    from engine.motion.sampler import alpha_sigma
+    from exporters.onnx_style_e import DENOISER_AXES, _export, example_inputs
+
+    t = np.linspace(0, 1, 11)
+    a, s = alpha_sigma_t(torch.from_numpy(t))
+    np.testing.assert_allclose(np.stack([a.numpy(), s.numpy()]), np.stack(alpha_sigma(t)), atol=1e-6)
+    torch.manual_seed(4)
+    den = Denoiser(DenoiserConfig(skip=True)).eval()
+    ex = example_inputs()
+    with torch.no_grad():
+        at0 = den(**(ex | {"t": torch.zeros_like(ex["t"])}))
+        np.testing.assert_allclose(at0.numpy(), ex["x"].numpy(), atol=1e-6)
+        assert not torch.allclose(den(**ex), ex["x"])  # at t > 0 the network adds its part
+        _export(den, tuple(ex.values()), tmp_path / "d.onnx", list(ex), ["x0"], DENOISER_AXES)
+        want = den(**ex).numpy()
+    got = ort.InferenceSession(str(tmp_path / "d.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {k: v.numpy() for k, v in ex.items()})[0]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_generate_shape_range_and_mouth_follows_speech(model, speech: np.ndarray) -> None:  # noqa: ANN001
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion

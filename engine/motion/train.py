@@ -43,6 +43,7 @@ class TrainConfig:
     no_past: float = 0.1  # share of denoiser windows trained without past (stream start)
     past_noise: float = 0.0  # past latents get N(0, u^2) noise, u ~ U(0, past_noise) per window (exposure bias)
     distill_data: float = 0.3  # share of the clean training latent in each distillation target (0: teacher only)
+    skip: bool = False  # denoiser x0 = alpha x_t + sigma F (DenoiserConfig.skip)
     shards: int = 8  # synthetic shards loaded (each ~0.3 h)
     audio_steps: int = 300  # the encoder memorises the real clips: more steps do not help held-out speakers
     vae_steps: int = 1500
@@ -360,7 +361,7 @@ def train_denoiser(bt: Batcher, cfg: TrainConfig, seconds: float, n_styles: int,
     if vae is not None:
         vae.requires_grad_(False)
     torch.manual_seed(cfg.seed)
-    den, sty = Denoiser(DenoiserConfig()), StyleEncoder(n_styles=n_styles)
+    den, sty = Denoiser(DenoiserConfig(skip=cfg.skip)), StyleEncoder(n_styles=n_styles)
     params = list(den.parameters()) + list(sty.parameters())
     opt = torch.optim.AdamW(params, 1e-3, weight_decay=1e-2)
     prog = Progress(opt, 1e-3, cfg.denoise_steps, seconds)
@@ -527,7 +528,8 @@ def load_modules(weights: str | Path) -> Modules:
     style = load_state(StyleEncoder(n_styles=len(meta["styles"])), arrays, "style")  # type: ignore[arg-type]
     text = load_state(nn.Sequential(nn.Linear(arrays["text.0.weight"].shape[1], arrays["text.0.weight"].shape[0]),
                                     nn.GELU(), nn.Linear(arrays["text.0.weight"].shape[0], 8)), arrays, "text")
-    dens = {name: load_state(Denoiser(DenoiserConfig()), arrays, name) for name in denoiser_names(meta)}
+    den_cfg = DenoiserConfig(skip=bool(meta["config"].get("skip", False)))  # type: ignore[union-attr]
+    dens = {name: load_state(Denoiser(den_cfg), arrays, name) for name in denoiser_names(meta)}
     return Modules(audio, vae, style, dens, text, arrays["coef_mean"], arrays["coef_std"], meta)  # type: ignore[arg-type]
 
 
@@ -566,7 +568,7 @@ def retrain_denoiser(weights: str | Path, cfg: TrainConfig, distill_rounds: int 
     arrays |= den_arrays
     meta["students"] = students
     meta["config"] = meta["config"] | {"past": cfg.past, "no_past": cfg.no_past, "past_noise": cfg.past_noise,  # type: ignore[operator]
-                                       "distill_data": cfg.distill_data}
+                                       "distill_data": cfg.distill_data, "skip": cfg.skip}
     meta["denoiser"] = {"retrained": True, "minutes": cfg.minutes, "shards": cfg.shards, "steps_cap": cfg.denoise_steps,
                         "seconds": round(time.perf_counter() - t0, 1)}
     _write_checkpoint(weights, arrays, meta)
