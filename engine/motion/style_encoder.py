@@ -1,4 +1,4 @@
-"""Style-E style encoder: a reference coefficient clip (any length >= reference.MIN_FRAMES) -> a talking-style code."""
+"""Style-E style encoder: a reference coefficient clip (>= reference.MIN_FRAMES frames) -> a talking-style code."""
 
 from __future__ import annotations
 
