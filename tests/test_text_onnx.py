@@ -73,3 +73,16 @@ def test_unwritable_cache_falls_back_to_sentence_transformers(tmp_path: Path, mo
         assert emb.shape == (1, 384) and abs(float(np.linalg.norm(emb)) - 1.0) < 1e-5
     finally:
         minilm_onnx.load.cache_clear()
+
+
+def test_corrupt_cached_graph_is_exported_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(minilm_onnx.CACHE_ENV, str(tmp_path))
+    graph = minilm_onnx.graph_path(minilm_onnx.model_dir())
+    graph.write_bytes(b"half a graph")  # what a full disk or a killed export leaves
+    minilm_onnx.load.cache_clear()
+    try:
+        enc = minilm_onnx.load()
+        assert enc is not None and graph.stat().st_size > 1_000_000
+        assert enc.encode(["quite sad"]).shape == (1, 384)
+    finally:
+        minilm_onnx.load.cache_clear()

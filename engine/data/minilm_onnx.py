@@ -133,8 +133,13 @@ def load(threads: int = 1) -> Any:
     src = model_dir()
     graph = graph_path(src)
     try:
-        if not graph.is_file():
-            export(src, graph)
+        if graph.is_file():
+            try:
+                return OnnxMiniLM(src, graph, threads)
+            except Exception as e:  # noqa: BLE001 - a cut or corrupt file (full disk, killed export): redo it
+                log.warning("the cached text encoder %s does not load (%s); exporting it again", graph, e)
+                graph.unlink(missing_ok=True)
+        export(src, graph)
         return OnnxMiniLM(src, graph, threads)
     except Exception as e:  # noqa: BLE001 - any failure here only costs speed: the torch path still works
         log.warning("MiniLM through ONNX Runtime unavailable (%s: %s); using sentence-transformers",
