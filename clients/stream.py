@@ -134,7 +134,6 @@ class AudioSource:
 async def run_live(cfg: EngineConfig, opts: LiveOptions, consume: Callable[[VideoFrame], None]) -> dict[str, Any]:
     """Start an engine, feed it from `opts`, pass every frame to `consume`; returns the engine's final stats."""
     from engine.runtime import Engine
-
     from engine.runtime.style_ref import read_style_reference_async
 
     source = AudioSource(opts)  # fails fast on a bad file / no microphone, before any worker starts

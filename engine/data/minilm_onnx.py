@@ -127,7 +127,7 @@ class OnnxMiniLM:
 
 
 @lru_cache(maxsize=1)
-def load(threads: int = 1) -> Any:
+def load() -> Any:
     """The ONNX encoder, exporting it first when the cache has none (needs torch + transformers once); None when
     that cannot be done, and the caller falls back to sentence-transformers."""
     src = model_dir()
@@ -135,12 +135,12 @@ def load(threads: int = 1) -> Any:
     try:
         if graph.is_file():
             try:
-                return OnnxMiniLM(src, graph, threads)
+                return OnnxMiniLM(src, graph)
             except Exception as e:  # noqa: BLE001 - a cut or corrupt file (full disk, killed export): redo it
                 log.warning("the cached text encoder %s does not load (%s); exporting it again", graph, e)
                 graph.unlink(missing_ok=True)
         export(src, graph)
-        return OnnxMiniLM(src, graph, threads)
+        return OnnxMiniLM(src, graph)
     except Exception as e:  # noqa: BLE001 - any failure here only costs speed: the torch path still works
         log.warning("MiniLM through ONNX Runtime unavailable (%s: %s); using sentence-transformers",
                     type(e).__name__, e)
@@ -150,11 +150,9 @@ def load(threads: int = 1) -> Any:
 def main() -> int:
     """`python -m engine.data.minilm_onnx`: export now (e.g. while building an image), print where it is."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    src = model_dir()
-    graph = graph_path(src)
-    if not graph.is_file():
-        export(src, graph)
-    log.info("%s", graph)
+    if load() is None:
+        return 1
+    log.info("%s", graph_path(model_dir()))
     return 0
 
 

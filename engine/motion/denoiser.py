@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from engine.motion.audio_encoder import AUDIO_COND
+from engine.motion.sampler import COSINE_F0, cosine_angle
 from engine.motion.style_encoder import STYLE_DIM
 from engine.motion.vae import LATENT
 
@@ -35,8 +36,7 @@ class DenoiserConfig:
 
 def alpha_sigma_t(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """sampler.alpha_sigma (cosine schedule) on a torch tensor, inside the exported graph."""
-    f0 = math.cos(0.008 / 1.008 * math.pi / 2)
-    abar = ((torch.cos((t + 0.008) / 1.008 * (math.pi / 2)) / f0) ** 2).clamp(0.0, 1.0)
+    abar = ((torch.cos(cosine_angle(t)) / COSINE_F0) ** 2).clamp(0.0, 1.0)
     return abar.sqrt(), (1.0 - abar).sqrt()
 
 

@@ -16,12 +16,21 @@ A = TypeVar("A")  # np.ndarray or torch.Tensor
 S = Any  # a float, or an array/tensor broadcastable against A
 
 
+COSINE_OFFSET = 0.008  # Nichol & Dhariwal's s: keeps the noise scale off zero near t = 0
+
+
+def cosine_angle(t: A) -> A:
+    """The cosine schedule's angle at time t (arithmetic only: numpy or torch); alpha_bar = (cos(angle) /
+    cos(angle at 0))^2, so the in-graph schedule (denoiser.alpha_sigma_t) is this one."""
+    return (t + COSINE_OFFSET) / (1.0 + COSINE_OFFSET) * (math.pi / 2)  # type: ignore[operator]
+
+
+COSINE_F0 = math.cos(cosine_angle(0.0))
+
+
 def alpha_sigma(t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Cosine schedule (Nichol & Dhariwal): signal and noise scales at continuous time t in [0, 1]."""
-    tt = np.asarray(t, np.float64)
-    f = np.cos((tt + 0.008) / 1.008 * math.pi / 2)
-    f0 = math.cos(0.008 / 1.008 * math.pi / 2)
-    abar = np.clip((f / f0) ** 2, 0.0, 1.0)
+    abar = np.clip((np.cos(cosine_angle(np.asarray(t, np.float64))) / COSINE_F0) ** 2, 0.0, 1.0)
     return np.sqrt(abar), np.sqrt(1.0 - abar)
 
 
