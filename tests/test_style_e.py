@@ -234,3 +234,20 @@ def test_train_subcommands_registered() -> None:
     a = p.parse_args(["train", "style-e", "--lookahead", "8", "--audio-only", "--minutes", "3"])
     assert a.lookahead == 8 and a.audio_only and a.minutes == 3.0 and callable(a.func)
     assert callable(p.parse_args(["train", "style-a"]).func)  # the colleague's recipe still parses
+
+
+def test_stage_reads_prompts_off_the_chunk_loop(model) -> None:  # noqa: ANN001
+    """A bad prompt is refused at once; a good one is read on a helper thread and glided to from the next chunk."""
+    from engine.config import EngineConfig
+    from engine.motion.style_e import load_stage
+
+    stage = load_stage(EngineConfig())
+    with pytest.raises(InputError):
+        stage.set_emotion("x" * 5000)
+    stage.set_emotion("extremely happy and joyful")
+    stage._apply_emotion(wait=True)
+    assert np.allclose(stage._stream._emotion_target, model.emotion_code("extremely happy and joyful"))
+    stage.set_emotion("very sad")
+    stage.step_chunk(np.zeros((2, 640), np.float32), np.zeros(2, bool))  # applies it if read, never blocks
+    stage._apply_emotion(wait=True)
+    assert np.allclose(stage._stream._emotion_target, model.emotion_code("very sad"))

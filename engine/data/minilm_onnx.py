@@ -113,17 +113,30 @@ class OnnxMiniLM:
         self.sess = ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch_size):
-            enc = self.tok.encode_batch(texts[i : i + batch_size])
-            ids = np.array([e.ids for e in enc], np.int64)
-            mask = np.array([e.attention_mask for e in enc], np.int64)
+        """(N, 384) L2-normalised embeddings. Texts run in order of token count, in batches of similar length
+        (at most `batch_size`; a new batch when a text is 1.5x + 4 tokens longer than the batch's first), so one
+        long text no longer makes every short one pay its length in padding."""
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        enc = self.tok.encode_batch(texts)
+        lengths = np.array([sum(e.attention_mask) for e in enc])
+        order = np.argsort(lengths, kind="stable")
+        batches: list[list[int]] = []
+        for j in order:
+            if not batches or len(batches[-1]) >= batch_size or lengths[j] > 1.5 * lengths[batches[-1][0]] + 4:
+                batches.append([])
+            batches[-1].append(int(j))
+        out = np.zeros((len(texts), 384), np.float32)
+        for idx in batches:
+            width = int(lengths[idx[-1]])
+            ids = np.array([enc[j].ids[:width] for j in idx], np.int64)
+            mask = np.array([enc[j].attention_mask[:width] for j in idx], np.int64)
             hidden = self.sess.run(None, {"input_ids": ids, "attention_mask": mask,
                                           "token_type_ids": np.zeros_like(ids)})[0]
             m = mask[..., None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,8 @@ import numpy as np
 from engine.errors import InputError, NotAvailableError
 from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import check_reference
-from engine.motion.text_encoder import TextEncoder, clip_embed, load_projection, minilm_embed
+from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
+                                        minilm_embed)
 from engine.spec import DEFAULT_SPEC
 
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
     graphs = Graphs(OrtGraph(d / "audio_encoder.onnx", threads), OrtGraph(d / "decoder.onnx", threads),
                     OrtGraph(d / "denoiser_teacher.onnx", threads), students, int(meta["teacher_steps"]),
                     int(meta["config"]["lookahead"]))
-    text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed, span)
+    text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed, span, lexicon=default_lexicon())
     return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta)
 
 
@@ -171,13 +173,30 @@ class StyleEStage:
         self.spec = DEFAULT_SPEC
         self.model = model
         self._stream = model.stream(cfg, emotion)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="s2t-emotion")
+        self._emotion: Future[np.ndarray] | None = None
 
     @property
     def latency_frames(self) -> int:
         return self._stream.latency_frames
 
     def set_emotion(self, text: str) -> None:
-        self._stream.set_emotion(self.model.emotion_code(text))
+        """Check the prompt now (a bad one is refused at once), read it on a helper thread: a new prompt costs an
+        encoder pass (30-110 ms on this CPU with dictionary look-ups) that must not stall the chunk loop. The next
+        chunk after the reading is done starts the glide to it; a newer prompt replaces one still being read."""
+        check_prompt(text)
+        self._emotion = self._reader.submit(self.model.emotion_code, text)
+
+    def _apply_emotion(self, wait: bool = False) -> None:
+        f = self._emotion
+        if f is None or not (wait or f.done()):
+            return
+        self._emotion = None
+        try:
+            self._stream.set_emotion(f.result())
+        except Exception as e:  # noqa: BLE001 - the prompt passed check_prompt; the stream keeps its emotion
+            log.warning("emotion prompt could not be read (%s: %s); keeping the current emotion",
+                        type(e).__name__, e)
 
     def set_style_reference(self, coeffs: np.ndarray) -> None:
         self._stream.set_style(self.model.style_code(coeffs))
@@ -188,6 +207,7 @@ class StyleEStage:
         self._stream.set_steps(max([s for s in have if s <= steps], default=have[0]))
 
     def step_chunk(self, frames: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        self._apply_emotion()
         return self._stream.step(frames)
 
     def reset(self) -> None:

@@ -187,7 +187,7 @@ def train_text_encoder(embed: Embed, steps: int = 3000, seed: int = 0, per_label
                        span: bool = True) -> tuple[nn.Sequential, nn.Sequential | None, dict[str, object]]:
     """The sentence projection and (with `span`) the span classifier (2/3 of `steps`); the report scores the
     held-out pool with both and with the sentence projection alone."""
-    from engine.motion.text_encoder import TextEncoder
+    from engine.motion.text_encoder import TextEncoder, default_lexicon
 
     if steps < 1:
         raise InputError(f"text projection steps must be >= 1, got {steps}")
@@ -199,7 +199,8 @@ def train_text_encoder(embed: Embed, steps: int = 3000, seed: int = 0, per_label
     span_net = train_span_classifier(embed, seed, steps=max(1, 2 * steps // 3)) if span else None
     held = heldout_pool()
     sentence_only = evaluate(TextEncoder(to_projection(net), embed), held)["acc"]
-    full = evaluate(TextEncoder(to_projection(net), embed, to_projection(span_net)), held) if span_net else None
+    full = (evaluate(TextEncoder(to_projection(net), embed, to_projection(span_net), lexicon=default_lexicon()), held)
+            if span_net else None)
     info: dict[str, object] = {
         "texts": len(train), "steps": steps, "hidden": hidden, "seed": seed, "span": span,
         "train_primary_acc": round(primary_accuracy(net, emb, _primary_ids(train)), 4),
@@ -253,7 +254,7 @@ def retrain_text_projection(npz_path: str | Path, steps: int = 3000, seed: int =
 def evaluate_weights(npz_path: str | Path, key: str = "text", embed: Embed | None = None) -> dict[str, object]:
     """Held-out pool accuracy and confusion of the text encoder stored in a style_e.npz (and of its sentence
     projection alone, for comparison); trains nothing."""
-    from engine.motion.text_encoder import TextEncoder, load_projection, minilm_embed
+    from engine.motion.text_encoder import TextEncoder, default_lexicon, load_projection, minilm_embed
 
     with np.load(_npz_path(npz_path), allow_pickle=False) as z:
         proj, span = load_projection(z, key), load_projection(z, f"{key}_span")
@@ -261,7 +262,11 @@ def evaluate_weights(npz_path: str | Path, key: str = "text", embed: Embed | Non
         raise InputError(f"no {key}.* projection in {npz_path}")
     embed = embed or minilm_embed
     held = heldout_pool()
-    out = evaluate(TextEncoder(proj, embed, span), held)
+    lex = default_lexicon()
+    out = evaluate(TextEncoder(proj, embed, span, lexicon=lex), held)
+    out["lexicon"] = lex is not None
+    if lex is not None and span is not None:
+        out["without_lexicon_acc"] = evaluate(TextEncoder(proj, embed, span), held)["acc"]
     out["sentence_only_acc"] = evaluate(TextEncoder(proj, embed), held)["acc"] if span is not None else out["acc"]
     out["span_classifier"] = span is not None
     return out
@@ -283,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     if a.eval_only:
         res = evaluate_weights(a.weights)
-        log.info("held-out pool: %d texts, accuracy %.4f (sentence projection alone %.4f)", res["texts"], res["acc"],
+        log.info("held-out pool: %d texts, accuracy %.4f (WordNet %s; without it %s; sentence projection alone %.4f)",
+                 res["texts"], res["acc"], "used" if res["lexicon"] else "absent", res.get("without_lexicon_acc", "-"),
                  res["sentence_only_acc"])
         log.info("per emotion: %s", json.dumps(res["per_emotion"]))
         conf = np.array(res["confusion"])
