@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.errors import S2TError
 from engine.metrics import pearson as corr
+from engine.motion.amplitude import running_deviation
 from motion_loso import best_lag_corr
 
 log = logging.getLogger("motion_quality")
@@ -53,14 +54,6 @@ def motion_detail(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-3) -> 
 # channel groups of DEFAULT_SPEC for the dynamic-amplitude measure
 AMPLITUDE_GROUPS: dict[str, tuple[int, int]] = {"mouth_1_13": (1, 14), "brows": (14, 19), "blinks": (19, 21),
                                                 "eyes_cheek_nose": (21, 28), "head_pose": (28, 34)}
-
-
-def running_deviation(c: np.ndarray, pole: float = 0.96) -> np.ndarray:
-    """Each channel minus its causal running mean (one-pole, ~1 s at 25 fps): the motion, not the level."""
-    from scipy.signal import lfilter
-
-    d = c - c[:1]  # start the running mean at the first frame
-    return d - lfilter([1.0 - pole], [1.0, -pole], d, axis=0)
 
 
 def dynamic_amplitude(outs: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
@@ -150,7 +143,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         text_pred.append(int(primary_of(code[None])[0]))
         refs = [r for r in styles_pool[u.style] if r is not u and r.voice != u.voice] or styles_pool[u.style]
         ref = refs[int(rng.integers(len(refs)))].coeffs
-        style = model.style_code(ref)
+        style = model.style(ref)  # code + motion spread: the stream matches the reference's amplitude
         cfg = StreamConfig(chunk=8, steps=2, seed=seed + i)
         out = StyleEMotion(model, cfg, prompt, style, 25.0).generate(audio)[: len(u.coeffs)]
         main_outs.append(out)

@@ -251,3 +251,22 @@ def test_stage_reads_prompts_off_the_chunk_loop(model) -> None:  # noqa: ANN001
     stage.step_chunk(np.zeros((2, 640), np.float32), np.zeros(2, bool))  # applies it if read, never blocks
     stage._apply_emotion(wait=True)
     assert np.allclose(stage._stream._emotion_target, model.emotion_code("very sad"))
+
+
+def test_style_reference_amplitude_leaves_the_mouth(model) -> None:  # noqa: ANN001
+    """A style reference given with its motion spread makes the non-mouth channels move more (toward the clip's
+    spread) and leaves the mouth channels bit-identical; a bare code does no matching."""
+    from engine.motion.amplitude import FIRST_CHANNEL
+    from engine.motion.stream import StreamConfig
+
+    rng = np.random.default_rng(2)
+    t = np.arange(200)[:, None]
+    ref = (0.3 + 0.25 * np.sin(t / rng.uniform(2, 6, 34)) + 0.05 * rng.standard_normal((200, 34))).astype(np.float32)
+    style = model.style(ref)
+    assert style.spread is not None and style.spread.shape == (34,)
+    audio = (0.1 * np.sin(np.arange(16000 * 4) * 2 * np.pi * 220 / 16000)).astype(np.float32).reshape(-1, 640)
+    cfg = StreamConfig(chunk=2, seed=3)
+    a = np.concatenate([model.stream(cfg, "calm", style).step(audio[i:i + 2]) for i in range(0, len(audio), 2)])
+    b = np.concatenate([model.stream(cfg, "calm", style.code).step(audio[i:i + 2]) for i in range(0, len(audio), 2)])
+    np.testing.assert_array_equal(a[:, :FIRST_CHANNEL], b[:, :FIRST_CHANNEL])
+    assert np.diff(a[:, FIRST_CHANNEL:], axis=0).std() > 1.2 * np.diff(b[:, FIRST_CHANNEL:], axis=0).std()

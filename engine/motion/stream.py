@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.audio.features import mel_for_video
 from engine.errors import InputError
+from engine.motion.amplitude import AmplitudeMatch
 from engine.motion.sampler import Schedule, ddim_step, make_schedule
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ MEL_CONTEXT = 16  # audio encoder past + lookahead (2 * radius)
 DECODER_CONTEXT = 4  # causal decoder receptive field (vae.CONTEXT)
 LATENT = 16
 N_EXPR = 28
+N_COEFFS = 34  # 28 expression weights + 6 head pose
 
 
 @lru_cache(maxsize=1)
@@ -99,8 +101,10 @@ class Graphs:
 class StyleEStream:
     """One stream's state; `step(frames)` -> coefficients. Not thread-safe; one per session."""
 
-    def __init__(self, graphs: Graphs, cfg: StreamConfig, emotion: np.ndarray, style: np.ndarray) -> None:
+    def __init__(self, graphs: Graphs, cfg: StreamConfig, emotion: np.ndarray, style: np.ndarray,
+                 spread: np.ndarray | None = None) -> None:
         self.g, self.cfg = graphs, cfg
+        self.amplitude = AmplitudeMatch(N_COEFFS, spread)  # the style reference's motion spread (None: off)
         self._check(cfg)
         self.schedule: Schedule = make_schedule(cfg.steps)
         self._emotion_target = np.asarray(emotion, np.float32)
@@ -121,6 +125,7 @@ class StyleEStream:
         self._lat = np.zeros((self.cfg.past, LATENT), np.float32)
         self._have = 0  # frames of history (capped at past)
         self._rng = np.random.default_rng(self.cfg.seed)
+        self.amplitude.reset()
 
     def _check(self, cfg: StreamConfig) -> None:
         if not cfg.teacher and cfg.steps not in self.g.step_counts:
@@ -142,8 +147,11 @@ class StyleEStream:
         if immediate:
             self.emotion = self._emotion_target.copy()
 
-    def set_style(self, code: np.ndarray) -> None:
+    def set_style(self, code: np.ndarray, spread: np.ndarray | None = None) -> None:
+        """New style code (glides in like emotion) and its reference clip's motion spread (engine.motion.amplitude;
+        None turns amplitude matching off, as for the neutral style)."""
         self._style_target = np.asarray(code, np.float32)
+        self.amplitude.set_target(spread)
 
     def _glide(self, k: int) -> None:
         a = 1.0 - math.exp(-k / (25.0 * max(self.cfg.blend_s, 1e-3)))
@@ -199,5 +207,6 @@ class StyleEStream:
         self._lat = np.concatenate([self._lat, new])[-p:]
         self._cond = np.concatenate([self._cond, cond])[-p:]
         self._have = min(self._have + k, p)
+        coeffs = self.amplitude(coeffs)
         coeffs[:, :N_EXPR] = np.clip(coeffs[:, :N_EXPR], 0.0, 1.0)
         return coeffs.astype(np.float32)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import InputError, NotAvailableError
+from engine.motion.amplitude import reference_spread
 from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import check_reference
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
@@ -42,6 +43,15 @@ def default_weights_dir() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class StyleRef:
+    """A style reference as a stream uses it: the style encoder's (32,) code and the clip's (34,) motion spread
+    per channel (engine.motion.amplitude.reference_spread), which the stream's motion is scaled toward."""
+
+    code: np.ndarray
+    spread: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StyleEModel:
     """Everything loaded once and shared by every stream: graphs, text encoder, style encoder, neutral style."""
 
@@ -60,12 +70,22 @@ class StyleEModel:
         ref = check_reference(coeffs)
         return self.style_graph.run({"ref": ref[None]})[0][0].astype(np.float32)
 
+    def style(self, coeffs: np.ndarray) -> StyleRef:
+        """(T, 34) reference coefficients -> its code and motion spread; InputError if it cannot give a style."""
+        return StyleRef(self.style_code(coeffs), reference_spread(check_reference(coeffs)))
+
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
 
-    def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: np.ndarray | None = None) -> StyleEStream:
-        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion),
-                            self.neutral_style if style is None else style)
+    def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: StyleRef | np.ndarray | None = None
+               ) -> StyleEStream:
+        """A new stream; `style`: a reference (code + spread), a bare code (no amplitude matching) or None
+        (the neutral style)."""
+        if style is None:
+            return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), self.neutral_style)
+        if isinstance(style, StyleRef):
+            return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), style.code, style.spread)
+        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), style)
 
 
 def load_model(weights_dir: str | Path | None = None, clip_path: str | None = None, threads: int = 1) -> StyleEModel:
@@ -125,7 +145,8 @@ def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRA
 class StyleEMotion:
     """Offline generator for `s2t render --motion style-e`: `.generate(samples, speech) -> (T, 34)`."""
 
-    def __init__(self, model: StyleEModel, cfg: StreamConfig, emotion: str, style: np.ndarray | None, fps: float) -> None:
+    def __init__(self, model: StyleEModel, cfg: StreamConfig, emotion: str, style: StyleRef | np.ndarray | None,
+                 fps: float) -> None:
         if not 1.0 <= fps <= 60.0:
             raise InputError(f"fps must be in 1..60, got {fps}")
         self.model, self.cfg, self.fps = model, cfg, fps
@@ -162,7 +183,7 @@ def load_motion(fps: float = 25.0, emotion: str = "neutral", style_ref: str | Pa
     style = None
     if style_ref is not None:
         ref = style_ref if isinstance(style_ref, np.ndarray) else read_style_reference(style_ref)
-        style = model.style_code(ref)
+        style = model.style(ref)
     return StyleEMotion(model, StreamConfig(chunk=chunk, steps=steps, guidance=guidance, seed=seed), emotion, style, fps)
 
 
@@ -199,7 +220,8 @@ class StyleEStage:
                         type(e).__name__, e)
 
     def set_style_reference(self, coeffs: np.ndarray) -> None:
-        self._stream.set_style(self.model.style_code(coeffs))
+        ref = self.model.style(coeffs)
+        self._stream.set_style(ref.code, ref.spread)
 
     def set_quality(self, level: "QualityLevel") -> None:
         steps = int(getattr(level, "steps", 2))
