@@ -238,6 +238,10 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     if meta.get("text_projection", {}).get("span"):
         lines += ["Text encoder later retrained alone (`python -m engine.motion.text_train DIR`): sentence projection "
                   "+ span classifier (`text_span.*`).", ""]
+    lines += ["Run time, not weights (both in the metrics below): emotion prompts' words are also read through a local "
+              "WordNet when one is installed (engine/data/wordnet.py; Debian wordnet-base, `S2T_WORDNET=0` turns it "
+              "off), and a style reference's motion spread is matched online on the non-mouth channels "
+              "(engine/motion/amplitude.py).", ""]
     if metrics:
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
     lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
