@@ -1,6 +1,7 @@
 """Live-path latency: speech pushed in real time (20 ms pieces) -> paced frames; writes JSON + a PNG plot.
 
     python benchmarks/latency.py --seconds 30 --json out/latency.json [--audio FILE] [--config C.toml]
+        [--emotion-every 2]   # a new emotion prompt every 2 s, as a user retyping it
 
 JSON: fps, e2e_ms {p50,p95,p99} (audio captured -> frame ready at the hub), stages {name: {p50,p95}},
 dropped, repeated, av_offset_ms (mean |image slot - audio slot| over played frames), and more.
@@ -32,13 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render-workers", type=int, default=None)
     p.add_argument("--json", default=None, help="write results here (a PNG plot goes beside it)")
     p.add_argument("--plot", default=None, help="PNG path (default: JSON path with .png)")
+    p.add_argument("--emotion-every", type=float, default=None,
+                   help="send a new emotion prompt every this many seconds (live_harness.PROMPT_CHANGES, cycled)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
     cfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, size=args.size))
     if args.render_workers is not None:
         cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, render_workers=args.render_workers))
-    result = asyncio.run(run_live(cfg, args.seconds, load_speech(args.audio)))
+    result = asyncio.run(run_live(cfg, args.seconds, load_speech(args.audio), emotion_every=args.emotion_every))
     result["config"] = {"motion": cfg.motion.kind, "render": cfg.render.kind, "size": cfg.render.size,
                         "fps": cfg.fps, "transport": cfg.runtime.transport, "render_workers": cfg.runtime.render_workers,
                         "budget_ms": budget_ms_for(cfg)}

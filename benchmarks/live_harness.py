@@ -47,7 +47,17 @@ def rss_mb() -> float:
     return total / 2**20
 
 
-async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup_s: float = 2.0) -> dict[str, Any]:
+# prompts for --emotion-every: each new to the encoder (a full encoder pass + dictionary look-ups), cycled
+PROMPT_CHANGES = ("she sounds quite gobsmacked after hearing the news", "mostly sniffy, partly chipper",
+                  "a deeply crestfallen voice at the end of a long day", "utterly seething and red in the face",
+                  "calm but slightly amused", "petrified, whispering in the dark", "jubilant and beaming",
+                  "impassive, like reading a timetable")
+
+
+async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup_s: float = 2.0,
+                   emotion_every: float | None = None) -> dict[str, Any]:
+    """One live session: speech pushed in real time for `seconds`; with `emotion_every`, a new emotion prompt
+    (PROMPT_CHANGES, cycled) every that many seconds, as a user retyping it would."""
     from engine.runtime import Engine
 
     import os
@@ -96,8 +106,18 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
             pts_s.append(f.pts / 90000.0)
             repeated_flags.append(f.repeated)
 
+    prompt_changes: list[float] = []
+
+    async def retype() -> None:
+        i = 0
+        while emotion_every:
+            await asyncio.sleep(emotion_every)
+            await eng.set_emotion(PROMPT_CHANGES[i % len(PROMPT_CHANGES)])
+            prompt_changes.append(time.monotonic() - t0_run)
+            i += 1
+
     t0_run = time.monotonic()
-    tasks = [asyncio.create_task(c) for c in (consume(), sample())]
+    tasks = [asyncio.create_task(c) for c in (consume(), sample(), retype())]
     try:
         await feed()
         final = eng.stats()
@@ -151,6 +171,8 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
         "rss_mb_end": rss_after_warm[-1] if rss_after_warm else float("nan"),
         "rss_growth": (rss_after_warm[-1] / rss_after_warm[0] - 1) if len(rss_after_warm) > 1 else 0.0,
         "elapsed_s": elapsed,
+        "emotion_prompt_changes_s": [round(t, 2) for t in prompt_changes],
+        "dropped_cumulative_per_second": [int(s["dropped"]) for s in per_second],
         "load_avg_1m_start": load_start,  # other processes on the machine (2 cores here)
         "load_avg_1m_end": os.getloadavg()[0],
         "per_second": [

@@ -97,3 +97,26 @@ def test_debian_wordnet() -> None:
     assert any("disdainful" in s.lemmas for s in wn.senses("sniffy"))
     assert wn.senses("spooked") and wn.senses("patronising")  # verb morphology, British spelling
     assert wn.senses("qwzxv") == []
+
+
+def test_paced_reading_gives_the_same_code(tmp_path: Path) -> None:
+    """A paced reading (the live stage's) embeds in slices with sleeps between, and reads the same code."""
+    d = 9
+    logits = np.zeros((d, 9), np.float32)
+    logits[:, 0] = 1.0
+    logits[0] = [-4, -4, 8, -4, -4, -4, -4, -4, -4]
+    span = Projection(np.eye(d, dtype=np.float32), np.zeros(d, np.float32), logits, np.zeros(9, np.float32))
+    sentence = Projection(np.eye(d, 4, dtype=np.float32), np.zeros(4, np.float32),
+                          np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32), np.zeros(8, np.float32))
+    calls: list[int] = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return _embed(texts)
+
+    wn = WordNet(_fake_db(tmp_path))
+    prompt = "she is chipper and jaunty and lively today, air"
+    whole = TextEncoder(sentence, _embed, span, lexicon=wn).encode(prompt)
+    paced = TextEncoder(sentence, counting, span, lexicon=wn).encode(prompt, pace_s=0.001)
+    np.testing.assert_allclose(paced, whole, atol=1e-6)
+    assert len(calls) >= 3 and max(calls) <= 4  # sliced (PACE_TEXTS = 4)

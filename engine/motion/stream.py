@@ -35,7 +35,8 @@ N_COEFFS = 34  # 28 expression weights + 6 head pose
 
 
 @lru_cache(maxsize=1)
-def _blas_controller() -> Any:
+def blas_controller() -> Any:
+    """The process's BLAS/OpenMP thread pools (threadpoolctl), found once: `limit(limits=1, user_api="blas")`."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -162,7 +163,7 @@ class StyleEStream:
         k = len(frames)
         self._audio = np.concatenate([self._audio, frames.reshape(-1)])[-(MEL_CONTEXT + 2 + k) * SAMPLES_PER_FRAME :]
         # a (~20 x 257) @ (257 x 80) product: multi-threaded BLAS only spins and waits on a busy CPU
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             mel = mel_for_video(self._audio, 25.0)[-(MEL_CONTEXT + k) :].reshape(1, MEL_CONTEXT + k, 320)
         return self.g.audio.run({"mel": mel.astype(np.float32)})[0][0]
 

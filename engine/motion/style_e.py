@@ -20,7 +20,8 @@ import numpy as np
 
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import reference_spread
-from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
+from engine.motion.stream import (SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream,
+                                  blas_controller)
 from engine.motion.reference import check_reference
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
                                         minilm_embed)
@@ -62,8 +63,9 @@ class StyleEModel:
     coef_std: np.ndarray  # (34,) training spread per channel: the unit for motion statistics
     meta: dict[str, object]
 
-    def emotion_code(self, prompt: str) -> np.ndarray:
-        return self.text.encode(prompt)
+    def emotion_code(self, prompt: str, pace_s: float = 0.0) -> np.ndarray:
+        """(8,) emotion weights of a prompt; `pace_s` > 0 spreads a new prompt's encoder work out (live use)."""
+        return self.text.encode(prompt, pace_s)
 
     def style_code(self, coeffs: np.ndarray) -> np.ndarray:
         """(T, 34) reference coefficients -> (32,) style code; InputError if the clip cannot give a style."""
@@ -187,6 +189,9 @@ def load_motion(fps: float = 25.0, emotion: str = "neutral", style_ref: str | Pa
     return StyleEMotion(model, StreamConfig(chunk=chunk, steps=steps, guidance=guidance, seed=seed), emotion, style, fps)
 
 
+READ_PACE_S = 0.02  # a live prompt reading sleeps this long between slices of its encoder work
+
+
 class StyleEStage:
     """Style-E behind engine.runtime.stages.MotionStage (one stream; quality level picks the step count)."""
 
@@ -195,6 +200,9 @@ class StyleEStage:
         self.model = model
         self._stream = model.stream(cfg, emotion)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="s2t-emotion")
+        # one BLAS thread in this (worker) process: a multi-threaded BLAS call (the text projections) leaves its
+        # threads spinning for ~100 ms, which burnt a second core on every prompt change (frames dropped)
+        self._blas_limit = blas_controller().limit(limits=1, user_api="blas")
         self._emotion: Future[np.ndarray] | None = None
 
     @property
@@ -206,7 +214,7 @@ class StyleEStage:
         encoder pass (30-110 ms on this CPU with dictionary look-ups) that must not stall the chunk loop. The next
         chunk after the reading is done starts the glide to it; a newer prompt replaces one still being read."""
         check_prompt(text)
-        self._emotion = self._reader.submit(self.model.emotion_code, text)
+        self._emotion = self._reader.submit(self.model.emotion_code, text, READ_PACE_S)
 
     def _apply_emotion(self, wait: bool = False) -> None:
         f = self._emotion

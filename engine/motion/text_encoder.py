@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -170,6 +171,7 @@ def combine(sentence: np.ndarray, span_probs: np.ndarray, weight: float = SPAN_W
 
 LEXICON_LEMMAS = 8  # at most this many synonyms, 4 cluster-head lemmas and 3 glosses read per span (dev-chosen)
 LEXICON_GLOSS_WORDS = 10  # a gloss is read up to this many words (its head: the genus and the first qualifier)
+PACE_TEXTS = 4  # a paced reading embeds this many texts per slice (~10-20 ms of one core each)
 LEXICON_FILLER = 0.9  # a span the classifier reads as filler with at least this probability is not looked up
 
 
@@ -222,11 +224,22 @@ class TextEncoder:
         lexicon, every phrase). An unlisted phrase ("decidedly chipper") is its words, read one by one."""
         return self.lexicon is None or " " not in span or bool(self.lexicon.senses(span, 1))
 
-    def _span_readings(self, new: list[str], texts: list[str]) -> np.ndarray:
+    def _embed_paced(self, texts: list[str], pace_s: float) -> np.ndarray:
+        """self._embed, in slices of PACE_TEXTS texts with `pace_s` of sleep after each when pace_s > 0: the same
+        work spread out, so a live worker's prompt reading never holds a core for long (0: one call)."""
+        if pace_s <= 0 or len(texts) <= PACE_TEXTS:
+            return self._embed(texts)
+        parts = []
+        for i in range(0, len(texts), PACE_TEXTS):
+            parts.append(self._embed(texts[i:i + PACE_TEXTS]))
+            time.sleep(pace_s)
+        return np.concatenate(parts)
+
+    def _span_readings(self, new: list[str], texts: list[str], pace_s: float = 0.0) -> np.ndarray:
         """Embed `texts` and the framed `new` spans in one encoder call and store the spans' readings in the span
         cache; with a lexicon, the spans not plainly filler are then read through their lexicon texts too (a
         second, smaller call). Returns the prompts' embeddings."""
-        emb = self._embed(texts + span_inputs(new))
+        emb = self._embed_paced(texts + span_inputs(new), pace_s)
         assert self.span is not None
         own = self.span(emb[len(texts):]) if new else np.zeros((0, 9), np.float32)
         self._span_cache.update(zip(new, own))
@@ -236,24 +249,25 @@ class TextEncoder:
         groups = {i: lexicon_texts(self.lexicon, new[i]) for i in look}
         extra = sorted({t for g in groups.values() for part in g for t in part})
         if extra:
-            row = dict(zip(extra, self.span(self._embed(span_inputs(extra)))))
+            row = dict(zip(extra, self.span(self._embed_paced(span_inputs(extra), pace_s))))
             for i, g in groups.items():
                 parts = [own[i]] + [np.mean([row[t] for t in part], 0) for part in g if part]
                 self._span_cache[new[i]] = np.mean(parts, 0).astype(np.float32)
         return emb[: len(texts)]
 
-    def encode_batch(self, texts: list[str]) -> np.ndarray:
-        """(N, 8) emotion codes of normalised, non-empty prompts (no prompt cache; span readings are cached)."""
+    def encode_batch(self, texts: list[str], pace_s: float = 0.0) -> np.ndarray:
+        """(N, 8) emotion codes of normalised, non-empty prompts (no prompt cache; span readings are cached);
+        `pace_s`: see _embed_paced."""
         if not texts:
             return np.zeros((0, 8), np.float32)
         if self.span is None:
-            return self.projection(self._embed(texts))
+            return self.projection(self._embed_paced(texts, pace_s))
         items = [[s for s in spans(t) if not s.negated and self._unit(s.text)] for t in texts]
         needed = {s.text for it in items for s in it}
         if len(self._span_cache) + len(needed) > 4096:
             self._span_cache.clear()
         new = sorted(needed - self._span_cache.keys())
-        codes = self.projection(self._span_readings(new, texts))
+        codes = self.projection(self._span_readings(new, texts, pace_s))
         probs = self._span_cache
         for i, it in enumerate(items):
             if it:
@@ -264,7 +278,7 @@ class TextEncoder:
                     codes[i] = calm_down(codes[i], p[int(np.argmax(1.0 - p[:, 0]))])
         return codes
 
-    def encode(self, text: str) -> np.ndarray:
+    def encode(self, text: str, pace_s: float = 0.0) -> np.ndarray:
         t = check_prompt(text)
         if not t:
             log.info("empty emotion prompt: neutral")
@@ -275,7 +289,7 @@ class TextEncoder:
         if letters and len(_WORD.findall(t)) < 0.5 * letters:
             log.warning("emotion prompt %r does not look English; the text encoder was trained on English "
                         "descriptions, so the emotion it reads may be wrong", t[:60])
-        code = self.encode_batch([t])[0]
+        code = self.encode_batch([t], pace_s)[0]
         if len(self._cache) > 64:
             self._cache.clear()
         self._cache[t] = code
