@@ -210,9 +210,10 @@ class StyleEStage:
         return self._stream.latency_frames
 
     def set_emotion(self, text: str) -> None:
-        """Check the prompt now (a bad one is refused at once), read it on a helper thread: a new prompt costs an
-        encoder pass (30-110 ms on this CPU with dictionary look-ups) that must not stall the chunk loop. The next
-        chunk after the reading is done starts the glide to it; a newer prompt replaces one still being read."""
+        """Check the prompt now (a bad one is refused at once), read it on a helper thread: a new prompt costs
+        30-110 ms of one core (encoder + dictionary look-ups), which must neither stall the chunk loop nor take a
+        core from the renderer, so the reading is paced (READ_PACE_S) and arrives ~0.2 s later. The next chunk
+        after it starts the glide to it; a newer prompt replaces one still being read."""
         check_prompt(text)
         self._emotion = self._reader.submit(self.model.emotion_code, text, READ_PACE_S)
 
