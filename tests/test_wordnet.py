@@ -120,3 +120,11 @@ def test_paced_reading_gives_the_same_code(tmp_path: Path) -> None:
     paced = TextEncoder(sentence, counting, span, lexicon=wn).encode(prompt, pace_s=0.001)
     np.testing.assert_allclose(paced, whole, atol=1e-6)
     assert len(calls) >= 3 and max(calls) <= 4  # sliced (PACE_TEXTS = 4)
+
+
+def test_damaged_entry_reads_as_unknown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _fake_db(tmp_path)
+    (root / "index.adj").write_text(LICENCE + "chipper a 1 1 & 1 0 notanumber  \n")
+    wn = WordNet(root)
+    assert wn.senses("chipper") == [] and wn.senses("chipper") == []
+    assert sum("damaged entry" in r.message for r in caplog.records) == 1  # said once

@@ -49,6 +49,7 @@ class WordNet:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._warned = False
         self._index: dict[str, mmap.mmap] = {}
         self._data: dict[str, mmap.mmap] = {}
         self._exc: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -115,8 +116,17 @@ class WordNet:
     def senses(self, word: str, max_per_pos: int = 3) -> list[Sense]:
         """Senses of a word or phrase: adjective ones first, then noun, verb and adverb ones (at most
         `max_per_pos` each, the index's order); the word itself is left out of each sense's lemmas."""
+        try:
+            return self._senses(" ".join(word.lower().split()), max_per_pos)
+        except (ValueError, IndexError, UnicodeError) as e:  # a damaged database file: this word has no senses
+            if not self._warned:
+                log.warning("WordNet at %s has a damaged entry (%s: %s); such words are read without it",
+                            self.root, type(e).__name__, e)
+                self._warned = True
+            return []
+
+    def _senses(self, key: str, max_per_pos: int) -> list[Sense]:
         out: list[Sense] = []
-        key = " ".join(word.lower().split())
         for name in ("adj", "noun", "verb", "adv"):
             for base in self.base_forms(key, name)[:1]:
                 row = self._find(name, base)
