@@ -18,6 +18,7 @@ log = logging.getLogger("s2t")
 # and the parser it adds sets `func` to a callable taking the parsed args and returning an exit code.
 COMMANDS: dict[str, str] = {
     "probe": "clients.probe",
+    "emotion": "clients.emotion",
     "render": "clients.render",
     "data": "clients.data",
     "train": "clients.train",
