@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def describe(r: dict) -> str:  # type: ignore[type-arg]
+def describe(r: dict[str, Any]) -> str:
     """One readable line (plus an indented dictionary line) for an explain() result."""
     w = sorted(r["weights"].items(), key=lambda kv: -kv[1])
     top = ", ".join(f"{e} {v:.2f}" for e, v in w if v >= 0.05) or "neutral 1.00"
