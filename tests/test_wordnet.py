@@ -49,7 +49,7 @@ def test_missing_or_broken_database(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(wordnet.WORDNET_ENV, str(tmp_path / "nothing"))
     wordnet.load.cache_clear()
     try:
-        assert wordnet.load() is None
+        assert wordnet.load() is None  # (and it said that the folder it was given holds no database)
         (tmp_path / "broken").mkdir()
         (tmp_path / "broken" / "index.adj").write_text("x")
         (tmp_path / "broken" / "data.adj").write_text("x")  # the other files are missing

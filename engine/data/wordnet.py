@@ -149,6 +149,9 @@ class WordNet:
 def find_root() -> Path | None:
     """The first folder holding a WordNet 3.0 database: S2T_WORDNET_DIR, then the Debian locations."""
     env = os.environ.get(WORDNET_ENV)
+    if env and not (Path(env, "index.adj").is_file() and Path(env, "data.adj").is_file()):
+        log.warning("%s=%s holds no WordNet database (index.adj, data.adj); trying the Debian locations",
+                    WORDNET_ENV, env)
     for d in ([env] if env else []) + list(DEFAULT_DIRS):
         if d and Path(d, "index.adj").is_file() and Path(d, "data.adj").is_file():
             return Path(d)
