@@ -102,7 +102,8 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     from engine.data.styles import STYLE_NAMES
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion
-    from engine.motion.train import load_corpus, primary_of
+    from engine.data.emotions import primary_of
+    from engine.motion.train import load_corpus
 
     c = load_corpus(corpus_dir, None, shards, ("train", "test"), keep_audio=True)
     rng = np.random.default_rng(seed)

@@ -23,9 +23,7 @@ def describe(r: dict[str, Any]) -> str:
     """One readable line (plus an indented dictionary line) for an explain() result."""
     w = sorted(r["weights"].items(), key=lambda kv: -kv[1])
     top = ", ".join(f"{e} {v:.2f}" for e, v in w if v >= 0.05) or "neutral 1.00"
-    primary = max((kv for kv in w if kv[0] != "neutral"), key=lambda kv: kv[1], default=("neutral", 0.0))
-    reads = primary[0] if primary[1] > 0.1 else "neutral"
-    line = f'"{r["prompt"]}" -> {reads}: {top}'
+    line = f'"{r["prompt"]}" -> {r["reads"]}: {top}'
     if r.get("span"):
         sr = r.get("span_reading", {})
         neutral_word = sr.get("neutral", 0.0) > max((v for k, v in sr.items() if k not in ("filler", "neutral")),

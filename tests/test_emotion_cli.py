@@ -11,7 +11,7 @@ from clients.emotion import describe
 
 
 def test_describe_names_the_deciding_word_and_the_dictionary() -> None:
-    r = {"prompt": "mostly chipper", "lexicon": True, "span": "chipper",
+    r = {"prompt": "mostly chipper", "lexicon": True, "span": "chipper", "reads": "happy",
          "weights": {"neutral": 0.4, "happy": 0.5, "sad": 0.1, "angry": 0.0, "surprised": 0.0, "fearful": 0.0,
                      "disgusted": 0.0, "contempt": 0.0},
          "span_reading": {"filler": 0.1, "neutral": 0.0, "happy": 0.9},
@@ -19,7 +19,7 @@ def test_describe_names_the_deciding_word_and_the_dictionary() -> None:
     text = describe(r)
     assert text.startswith('"mostly chipper" -> happy: happy 0.50, neutral 0.40, sad 0.10')
     assert 'deciding word: "chipper")' in text and 'cheerful, jaunty - "having a cheerful air"' in text
-    calm = describe(r | {"weights": dict(r["weights"], neutral=0.95, happy=0.05, sad=0.0), "dictionary": None,
+    calm = describe(r | {"reads": "neutral", "weights": dict(r["weights"], neutral=0.95, happy=0.05, sad=0.0), "dictionary": None,
                          "lexicon": False})
     assert calm.startswith('"mostly chipper" -> neutral') and "no local WordNet" in calm
 

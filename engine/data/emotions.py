@@ -12,6 +12,12 @@ from engine.spec import DEFAULT_SPEC, MotionSpec
 
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contempt")
 
+
+def primary_of(weights: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Primary emotion id from (N, 8) weights: the strongest non-neutral one, or neutral when all are weak."""
+    w = np.asarray(weights)
+    return np.where(w[:, 1:].max(-1) > threshold, w[:, 1:].argmax(-1) + 1, 0)
+
 # Full-intensity expression offsets (FACS-inspired: AU6+12 happy, AU1+4+15 sad, AU4+5+7+23 angry,
 # AU1+2+5+26 surprise, AU1+2+4+5+20 fear, AU9+10 disgust, unilateral AU12+14 contempt).
 _OFFSETS: dict[str, dict[str, float]] = {

@@ -50,6 +50,7 @@ class WordNet:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._warned = False
+        self._cache: dict[tuple[str, int], list[Sense]] = {}
         self._index: dict[str, mmap.mmap] = {}
         self._data: dict[str, mmap.mmap] = {}
         self._exc: dict[str, dict[str, tuple[str, ...]]] = {}
@@ -99,25 +100,33 @@ class WordNet:
         definition = "; ".join(p.strip() for p in gloss.split(";") if p.strip() and not p.strip().startswith('"'))
         return f[2], lemmas, similar, definition
 
-    def base_forms(self, word: str, name: str) -> list[str]:
-        """Dictionary forms of `word` for part of speech `name` (the word, its listed exceptions, morphy's suffix
-        rules, British -ise spellings); only forms the index has. For a phrase, the first word is reduced."""
+    def _entry(self, word: str, name: str) -> tuple[str, list[str]] | None:
+        """(dictionary form, index line) of `word` for part of speech `name`: the first of the word, its listed
+        exceptions, morphy's suffix rules and British -ise spellings that the index has (for a phrase, the first
+        word is reduced); None when none is."""
         w = "_".join(word.lower().split())
         first, sep, rest = w.partition("_")
         cands = [w, *(c + sep + rest for c in self._exc[name].get(first, ()))]
         cands += [first[: len(first) - len(a)] + b + sep + rest for a, b in _RULES[name] if first.endswith(a)]
         cands += [w[: len(w) - len(a)] + b for a, b in _BRITISH if w.endswith(a)]
-        out: list[str] = []
         for c in dict.fromkeys(cands):
-            if c and self._find(name, c) is not None:
-                out.append(c)
-        return out
+            row = self._find(name, c) if c else None
+            if row is not None:
+                return c, row
+        return None
 
     def senses(self, word: str, max_per_pos: int = 3) -> list[Sense]:
         """Senses of a word or phrase: adjective ones first, then noun, verb and adverb ones (at most
-        `max_per_pos` each, the index's order); the word itself is left out of each sense's lemmas."""
+        `max_per_pos` each, the index's order); the word itself is left out of each sense's lemmas. Cached: a
+        prompt's spans are looked up again when it is read again or explained."""
+        key = (" ".join(word.lower().split()), max_per_pos)
+        if key in self._cache:
+            return self._cache[key]
+        if len(self._cache) > 4096:
+            self._cache.clear()
         try:
-            return self._senses(" ".join(word.lower().split()), max_per_pos)
+            self._cache[key] = self._senses(*key)
+            return self._cache[key]
         except (ValueError, IndexError, UnicodeError) as e:  # a damaged database file: this word has no senses
             if not self._warned:
                 log.warning("WordNet at %s has a damaged entry (%s: %s); such words are read without it",
@@ -128,9 +137,9 @@ class WordNet:
     def _senses(self, key: str, max_per_pos: int) -> list[Sense]:
         out: list[Sense] = []
         for name in ("adj", "noun", "verb", "adv"):
-            for base in self.base_forms(key, name)[:1]:
-                row = self._find(name, base)
-                assert row is not None
+            entry = self._entry(key, name)
+            if entry is not None:
+                base, row = entry
                 n_ptr = int(row[3])
                 n_sense = int(row[4 + n_ptr])
                 offsets = [int(x) for x in row[6 + n_ptr: 6 + n_ptr + n_sense]]

@@ -65,25 +65,24 @@ class AmplitudeMatch:
         s = np.asarray(spread, np.float64).reshape(-1)
         if s.shape != (self.channels,) or not np.isfinite(s).all():
             raise ValueError(f"reference spread must be {self.channels} finite values, got shape {s.shape}")
-        self._goal = np.maximum(s, 0.0)
+        self._goal = np.maximum(s[FIRST_CHANNEL:], 0.0)  # only the matched channels are tracked
         if self.target is None:
             self.target = self._goal.copy()
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        x = np.asarray(chunk, np.float64)
-        if self._goal is None or self.target is None or not len(x):
+        if self._goal is None or self.target is None or not len(chunk):
             return np.asarray(chunk, np.float32)
         lo = FIRST_CHANNEL
+        x = np.asarray(chunk, np.float64)[:, lo:]
         if self._mean is None or self._var is None:
             self._mean = x[0].copy()
             self._var = (PRIOR * self.target) ** 2 + 1e-10
         a = 1.0 - math.exp(-1.0 / BLEND_FRAMES)
-        out = x.copy()
+        out = np.array(chunk, np.float32)
         for t in range(len(x)):
             self.target += a * (self._goal - self.target)
             self._mean = MEAN_POLE * self._mean + (1.0 - MEAN_POLE) * x[t]
             d = x[t] - self._mean
             self._var = VAR_POLE * self._var + (1.0 - VAR_POLE) * d * d
-            g = np.clip(self.target[lo:] / np.sqrt(self._var[lo:] + 1e-10), 1.0 / CAP, CAP)
-            out[t, lo:] = self._mean[lo:] + g * d[lo:]
-        return out.astype(np.float32)
+            out[t, lo:] = self._mean + np.clip(self.target / np.sqrt(self._var + 1e-10), 1.0 / CAP, CAP) * d
+        return out

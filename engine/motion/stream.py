@@ -210,4 +210,4 @@ class StyleEStream:
         self._have = min(self._have + k, p)
         coeffs = self.amplitude(coeffs)
         coeffs[:, :N_EXPR] = np.clip(coeffs[:, :N_EXPR], 0.0, 1.0)
-        return coeffs.astype(np.float32)
+        return coeffs.astype(np.float32, copy=False)

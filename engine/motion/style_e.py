@@ -20,8 +20,7 @@ import numpy as np
 
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import reference_spread
-from engine.motion.stream import (SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream,
-                                  blas_controller)
+from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import check_reference
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
                                         minilm_embed)
@@ -69,12 +68,15 @@ class StyleEModel:
 
     def style_code(self, coeffs: np.ndarray) -> np.ndarray:
         """(T, 34) reference coefficients -> (32,) style code; InputError if the clip cannot give a style."""
-        ref = check_reference(coeffs)
+        return self._code(check_reference(coeffs))
+
+    def _code(self, ref: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": ref[None]})[0][0].astype(np.float32)
 
     def style(self, coeffs: np.ndarray) -> StyleRef:
         """(T, 34) reference coefficients -> its code and motion spread; InputError if it cannot give a style."""
-        return StyleRef(self.style_code(coeffs), reference_spread(check_reference(coeffs)))
+        ref = check_reference(coeffs)
+        return StyleRef(self._code(ref), reference_spread(ref))
 
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
@@ -200,9 +202,6 @@ class StyleEStage:
         self.model = model
         self._stream = model.stream(cfg, emotion)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="s2t-emotion")
-        # one BLAS thread in this (worker) process: a multi-threaded BLAS call (the text projections) leaves its
-        # threads spinning for ~100 ms, which burnt a second core on every prompt change (frames dropped)
-        self._blas_limit = blas_controller().limit(limits=1, user_api="blas")
         self._emotion: Future[np.ndarray] | None = None
 
     @property

@@ -230,12 +230,11 @@ class TextEncoder:
         self._embed = embed
         self._cache: dict[str, np.ndarray] = {}
         self._span_cache: dict[str, np.ndarray] = {}  # span -> span classifier probabilities (edits reuse them)
-        self.last_spans: list[tuple[str | None, str | None]] = []  # per prompt of the last batch (see _read_spans)
 
     def _unit(self, span: str) -> bool:
         """Whether a span is read on its own: every single word; a phrase only when the lexicon lists it (with no
         lexicon, every phrase). An unlisted phrase ("decidedly chipper") is its words, read one by one."""
-        return self.lexicon is None or " " not in span or bool(self.lexicon.senses(span, 1))
+        return self.lexicon is None or " " not in span or bool(self.lexicon.senses(span))
 
     def _embed_paced(self, texts: list[str], pace_s: float) -> np.ndarray:
         """self._embed, in slices of PACE_TEXTS texts with `pace_s` of sleep after each when pace_s > 0: the same
@@ -271,19 +270,25 @@ class TextEncoder:
     def encode_batch(self, texts: list[str], pace_s: float = 0.0) -> np.ndarray:
         """(N, 8) emotion codes of normalised, non-empty prompts (no prompt cache; span readings are cached);
         `pace_s`: see _embed_paced."""
+        return self._read(texts, pace_s)[0]
+
+    def _read(self, texts: list[str], pace_s: float = 0.0
+              ) -> tuple[np.ndarray, np.ndarray, list[tuple[str | None, str | None]]]:
+        """(codes, the sentence projection's own codes, per prompt the spans that decided: see _read_spans)."""
         if not texts:
-            return np.zeros((0, 8), np.float32)
+            return np.zeros((0, 8), np.float32), np.zeros((0, 8), np.float32), []
         if self.span is None:
-            return self.projection(self._embed_paced(texts, pace_s))
+            sentence = self.projection(self._embed_paced(texts, pace_s))
+            return sentence, sentence.copy(), [(None, None)] * len(texts)
         items = [[s for s in spans(t) if not s.negated and self._unit(s.text)] for t in texts]
         needed = {s.text for it in items for s in it}
         if len(self._span_cache) + len(needed) > 4096:
             self._span_cache.clear()
         new = sorted(needed - self._span_cache.keys())
-        codes = self.projection(self._span_readings(new, texts, pace_s))
-        probs = self._span_cache
-        self.last_spans = [self._read_spans(codes, i, [s.text for s in it]) for i, it in enumerate(items)]
-        return codes
+        sentence = self.projection(self._span_readings(new, texts, pace_s))
+        codes = sentence.copy()
+        decided = [self._read_spans(codes, i, [s.text for s in it]) for i, it in enumerate(items)]
+        return codes, sentence, decided
 
     def _read_spans(self, codes: np.ndarray, i: int, items: list[str]) -> tuple[str | None, str | None]:
         """Sharpen codes[i] with its spans' readings; returns (the span whose emotion was used, the span whose
@@ -303,17 +308,17 @@ class TextEncoder:
     def explain(self, text: str) -> dict[str, Any]:
         """How a prompt is read, for people choosing prompts (`s2t emotion`): the code as {emotion: weight}, the
         sentence projection's own reading, the span that named the emotion and what the dictionary says of it."""
-        from engine.data.emotions import EMOTIONS
+        from engine.data.emotions import EMOTIONS, primary_of
 
         t = check_prompt(text)
         out: dict[str, Any] = {"prompt": t, "lexicon": self.lexicon is not None}
         if not t:
-            return out | {"weights": dict(zip(EMOTIONS, NEUTRAL_CODE.tolist())), "span": None}
-        code = self.encode_batch([t])[0]
-        out["weights"] = {e: round(float(w), 4) for e, w in zip(EMOTIONS, code)}
-        out["sentence_weights"] = {e: round(float(w), 4) for e, w in
-                                   zip(EMOTIONS, self.projection(self._embed([t]))[0])}
-        span, calm = self.last_spans[0] if self.span is not None else (None, None)
+            return out | {"reads": "neutral", "weights": dict(zip(EMOTIONS, NEUTRAL_CODE.tolist())), "span": None}
+        codes, sentence, decided = self._read([t])
+        out["reads"] = EMOTIONS[int(primary_of(codes)[0])]
+        out["weights"] = {e: round(float(w), 4) for e, w in zip(EMOTIONS, codes[0])}
+        out["sentence_weights"] = {e: round(float(w), 4) for e, w in zip(EMOTIONS, sentence[0])}
+        span, calm = decided[0]
         out["span"] = span
         if span is not None:
             out["span_reading"] = {e: round(float(w), 4) for e, w in

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.data.emotions import EMOTIONS, EmotionMix, level_range
+from engine.data.emotions import EMOTIONS, EmotionMix, level_range, primary_of
 from engine.data import texts as T
 from engine.data.texts import Description, descriptions, lexicon_descriptions
 from engine.errors import InputError
@@ -167,8 +167,6 @@ def to_projection(net: nn.Sequential) -> "Projection":
 def evaluate(encoder: "TextEncoder", ds: list[Description]) -> dict[str, object]:
     """Primary-emotion accuracy of an encoder over descriptions (the benchmark's rule: the strongest non-neutral
     weight above 0.1, else neutral), per-emotion accuracy and the confusion matrix (rows: true, columns: read)."""
-    from engine.motion.train import primary_of
-
     true = _primary_ids(ds)
     pred = primary_of(encoder.encode_batch([d.text for d in ds]))
     conf = np.zeros((len(EMOTIONS), len(EMOTIONS)), int)

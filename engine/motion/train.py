@@ -273,12 +273,6 @@ def encode_latent(vae: MotionVAE, coeffs: np.ndarray, mean: np.ndarray, std: np.
     return (vae.encode(x)[0][0] / vae.latent_scale).numpy()
 
 
-def primary_of(weights: np.ndarray, threshold: float = 0.1) -> np.ndarray:
-    """Primary emotion id from (N, 8) weights: the strongest non-neutral one, or neutral when all are weak."""
-    w = np.asarray(weights)
-    return np.where(w[:, 1:].max(-1) > threshold, w[:, 1:].argmax(-1) + 1, 0)
-
-
 @dataclass
 class Batcher:
     """Denoiser training windows: latents, audio conditioning, emotion/style labels and a same-style reference."""

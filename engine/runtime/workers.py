@@ -69,8 +69,12 @@ class _MotionHost:
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
+        from engine.motion.stream import blas_controller
         from engine.runtime.stages import make_motion_stage
 
+        # one BLAS thread in this process: a multi-threaded BLAS call (e.g. the emotion text projections) leaves
+        # its threads spinning for ~100 ms, which burnt a second core, shared with the renderer, per prompt change
+        self._blas_limit = blas_controller().limit(limits=1, user_api="blas")
         self.cfg = cfg
         self.stage = make_motion_stage(cfg)
         self.lag = max(0, int(getattr(self.stage, "latency_frames", 0)))
