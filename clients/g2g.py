@@ -3,7 +3,8 @@
 Pure functions on time series (seconds on ONE clock, whatever clock the caller measured with):
 `level_series` turns PCM into an RMS level series in dB; `speech_onsets` finds where the level
 rises out of a silence; `mouth_openings` finds where a mouth-aperture series rises out of a
-closed stretch; `pair_latencies` matches each onset to the first opening after it; `measure`
+closed stretch; `pair_latencies` matches each onset to the first opening after it; `quiet_after` times how long a
+series takes to go (and stay) quiet after an event such as a barge-in; `measure`
 does all of it and summarises. The browser page, the stream tests and `s2t bench` all use these;
 nothing else computes glass-to-glass latency.
 """
@@ -144,6 +145,43 @@ def pair_latencies(onsets: np.ndarray, openings: np.ndarray, max_s: float = 1.0,
     lat = cand - on
     ok = (j < op.size) & (lat <= max_s)
     return np.where(ok, lat * 1e3, np.nan)
+
+
+def quiet_after(
+    events: np.ndarray,
+    times: np.ndarray,
+    level: np.ndarray,
+    hold_s: float = 0.25,
+    max_s: float = 1.0,
+) -> np.ndarray:
+    """Latency (ms) from each event to the first moment the level series goes quiet *and stays quiet*.
+
+    Quiet is below halfway between the series' 10th and 95th percentiles; it must last `hold_s` (a
+    gap between two words is not the stream stopping). Quiet already under way at the event counts
+    from the event (0 ms). NaN when no such stretch starts within `max_s`, or the series ends first.
+    """
+    ev = np.sort(np.asarray(events, np.float64).reshape(-1))
+    t, v = _series(times, level)
+    if ev.size == 0:
+        return np.zeros(0)
+    if t.size < 2:
+        return np.full(ev.size, np.nan)
+    lo, hi = np.percentile(v, [10.0, 95.0])
+    if hi - lo <= 1e-6:
+        return np.full(ev.size, np.nan)
+    quiet = v < lo + 0.5 * (hi - lo)
+    d = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # runs quiet[starts[k]:ends[k]]
+    step = float(np.median(np.diff(t)))
+    run_from = t[starts]
+    run_to = np.where(ends < t.size, t[np.minimum(ends, t.size - 1)], t[-1] + step)  # first loud frame, or series end
+    out = np.full(ev.size, np.nan)
+    for i, e in enumerate(ev):
+        begin = np.maximum(run_from, e)
+        ok = (run_to > e) & (run_to - begin >= hold_s) & (begin - e <= max_s)
+        if ok.any():
+            out[i] = (begin[ok][0] - e) * 1e3
+    return out
 
 
 def measure(

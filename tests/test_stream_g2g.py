@@ -71,3 +71,20 @@ def test_unsorted_and_mismatched_inputs() -> None:
     a = g2g.mouth_openings(t, np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]))
     b = g2g.mouth_openings(v_sorted_t, v)
     np.testing.assert_allclose(a, b)
+
+
+def test_quiet_after_ignores_word_gaps() -> None:
+    """Barge-in at 2.0 s; the frames stay loud until 2.23 s, with one 80 ms word gap just before and
+    one just after the barge-in: the stop is 230 ms, not the gap."""
+    fps = 25.0
+    ft = np.arange(0, 4, 1 / fps)
+    level = np.where((ft >= 0.5) & (ft < 2.23), 200.0, 0.0) + np.random.default_rng(3).normal(0, 2, ft.size)
+    level[(ft >= 1.9) & (ft < 1.98)] = 0.0
+    level[(ft >= 2.06) & (ft < 2.14)] = 0.0
+    lat = g2g.quiet_after(np.array([2.0, 3.9]), ft, level, hold_s=0.25, max_s=1.0)
+    assert lat[0] == pytest.approx(240, abs=1e3 / fps)  # the first quiet frame at or after 2.23 s
+    assert np.isnan(lat[1])  # the series ends before 0.25 s of quiet can be seen
+    # already quiet at the event and staying so: 0 ms
+    assert g2g.quiet_after(np.array([2.5]), ft, level)[0] == 0.0
+    # a flat series has no quiet against loud
+    assert np.isnan(g2g.quiet_after(np.array([1.0]), ft, np.ones(ft.size))[0])

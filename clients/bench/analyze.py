@@ -18,6 +18,7 @@ from clients import g2g
 from clients.bench.scenario import Scenario
 from clients.bench.session import Recording
 
+BARGE_QUIET_HOLD_S = 0.25  # quiet this long after a barge-in = stopped (scenario pauses are >= 0.35 s)
 SMOOTH_HOPS = 8  # 8 x 5 ms = one 40 ms frame of audio, what the marker of one frame summarises
 
 
@@ -79,10 +80,9 @@ def analyze(rec: Recording, s: Scenario, apertures: np.ndarray | None = None) ->
         lag, r = marker_lag(at, adb, ft, markers)
         g["marker_xcorr_ms"], g["marker_xcorr_r"] = lag, r
     if rec.barge_in_times and np.isfinite(markers).sum() >= 10:
-        # the marker falls when the frames' audio goes quiet: barge-in -> first such fall after it
-        ok = np.isfinite(markers)
-        falls = g2g.mouth_openings(ft[ok], -markers[ok], frac=0.5, min_closed_s=0.2)
-        lat = g2g.pair_latencies(np.asarray(rec.barge_in_times), falls, max_s=1.0, min_s=0.0)
+        # the marker is low while the frames' audio is quiet: barge-in -> the frames go quiet and stay so
+        # (a short gap between words just before or after the barge-in is not the stream stopping)
+        lat = g2g.quiet_after(np.asarray(rec.barge_in_times), ft, markers, hold_s=BARGE_QUIET_HOLD_S, max_s=1.0)
         g["barge_in_stop_ms"] = {**pct(lat, (50, 95)), "count": int(lat.size), "stopped": int(np.isfinite(lat).sum())}
     if rec.legs:
         g["legs_ms"] = dict(rec.legs)
