@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,27 @@ def style_features(c: np.ndarray) -> np.ndarray:
     """Talking-style descriptors of a coefficient clip: level and spread of channels and of their velocities."""
     v = np.diff(c, axis=0)
     return np.concatenate([c.mean(0), c.std(0), np.abs(v).mean(0), v.std(0)])
+
+
+USER_PROMPTS = Path(__file__).parent / "prompts" / "user_typed.toml"
+
+
+def user_prompt_accuracy(text: Any) -> dict[str, Any]:
+    """The text encoder on prompts written the way users type them (benchmarks/prompts/user_typed.toml): an
+    "ordinary prompts" check beside the held-out paraphrase pool."""
+    import tomllib
+
+    from engine.data.emotions import EMOTIONS, primary_of
+
+    with open(USER_PROMPTS, "rb") as f:
+        sets = {e: list(v["prompts"]) for e, v in tomllib.load(f).items()}
+    texts = [t for ts in sets.values() for t in ts]
+    truth = np.array([EMOTIONS.index(e) for e, ts in sets.items() for _ in ts])
+    pred = primary_of(text.encode_batch(texts))
+    return {"emotion_text_acc_user_prompts": round(float(np.mean(pred == truth)), 4),
+            "emotion_text_acc_user_prompts_per_emotion": {e: round(float(np.mean(pred[truth == k] == k)), 4)
+                                                          for k, e in enumerate(EMOTIONS) if (truth == k).any()},
+            "user_prompts": len(texts)}
 
 
 def denoised_mouth_corr(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-3) -> float:
@@ -180,6 +202,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     pool = primary_of(model.text.encode_batch([c.texts[int(i)] for i in held]))  # the whole held-out pool, full encoder
     res["emotion_text_acc_heldout_pool"] = round(float(np.mean(pool == c.text_primary[held])), 4)
     res["heldout_pool_texts"] = len(held)
+    res.update(user_prompt_accuracy(model.text))
     res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
     res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
     res["dynamic_amplitude"] = dynamic_amplitude(main_outs, [u.coeffs[: len(o)] for u, o in zip(test, main_outs)])

@@ -192,16 +192,22 @@ def lexicon_texts(lexicon: Lexicon, span: str) -> tuple[list[str], list[str], li
     return lemmas, heads, [g for g in glosses if g]
 
 
+CALM_EXPONENT = 2.0  # neutral against emotion evidence in calm_down, squared (dev: neutral prompts 69/66 % -> 88/75 %
+# in training/new sentence shapes, all dev sets 70.8 -> 71.9 %, neutral + emotion blends 72.6 -> 71.4 %; 3 gives
+# neutral 91/83 % but blends 70.2 %)
+
+
 def calm_down(code: np.ndarray, calm: np.ndarray, emotion: np.ndarray) -> np.ndarray:
-    """Scale an (8,) code's emotional share by 1 - d, d = n / (n + e): n the neutral share of the `calm` span's
-    reading (9 classes: filler, neutral, 7 emotions; the prompt's most emotion-bearing span), e the emotion
-    evidence of the `emotion` span (the one whose emotion was used). A prompt whose strongest word names no
-    emotion ("deadpan", "impassive") is neutral, which `combine` cannot make (it only re-splits the emotional
-    share), while "calm but slightly amused" keeps its amusement in proportion. Used with a lexicon, where unseen
-    neutral words read reliably (dev: neutral 16 % -> 66-81 %; neutral + emotion blends 65 % -> 73 % against
-    scaling by the calm span alone)."""
-    n = float(calm[1])
-    d = n / max(n + float(emotion[2:].sum()), 1e-6)
+    """Scale an (8,) code's emotional share by 1 - d, d = n^a / (n^a + e^a), a = CALM_EXPONENT: n the neutral
+    share of the `calm` span's reading (9 classes: filler, neutral, 7 emotions; the prompt's most emotion-bearing
+    span), e the emotion evidence of the `emotion` span (the one whose emotion was used). A prompt whose strongest
+    word names no emotion ("deadpan", "impassive") is neutral, which `combine` cannot make (it only re-splits the
+    emotional share), while "calm but slightly amused" keeps its amusement in proportion. Used with a lexicon,
+    where unseen neutral words read reliably (dev: neutral 16 % -> 66-81 %; neutral + emotion blends 65 % -> 73 %
+    against scaling by the calm span alone). The exponent makes the contest decisive: a word read 0.7 neutral
+    against 0.3 emotion leaves 16 % of the emotional share, not 30 %."""
+    n = float(calm[1]) ** CALM_EXPONENT
+    d = n / max(n + float(emotion[2:].sum()) ** CALM_EXPONENT, 1e-12)
     out = code.copy()
     out[1:] *= 1.0 - min(max(d, 0.0), 1.0)
     out[0] = 1.0 - out[1:].sum()
