@@ -13,7 +13,7 @@ import pytest
 from engine.data import texts as T
 from engine.data.emotions import EMOTIONS
 from engine.errors import InputError
-from engine.motion.text_encoder import Projection, TextEncoder, combine, spans
+from engine.motion.text_encoder import Projection, TextEncoder, calm_down, combine, spans
 from engine.motion.text_train import (emotion_target, evaluate_weights, fit_projection, primary_accuracy,
                                       retrain_text_projection, span_training_data, training_descriptions)
 
@@ -148,6 +148,17 @@ def test_combine_keeps_intensity_and_follows_the_span() -> None:
     angry = np.array([[0.02, 0.02, 0.02, 0.86, 0.02, 0.02, 0.02, 0.02]], np.float32)
     w = combine(sent, angry)
     assert w[0, 0] == pytest.approx(0.5) and w.sum() == pytest.approx(1) and w[0, 3] > 2 * w[0, 1]
+
+
+def test_calm_down_weighs_the_neutral_word_against_the_emotion_word() -> None:
+    code = np.array([0.4, 0.6, 0, 0, 0, 0, 0, 0], np.float32)  # a prompt read 0.6 happy
+    span = lambda neutral, emotion: np.array([0.0, neutral, emotion, 0, 0, 0, 0, 0, 0], np.float32)  # noqa: E731
+    # neutral 0.7 against emotion 0.3, squared: d = 0.49 / 0.58, so 0.155 of the emotional share stays
+    out = calm_down(code, span(0.7, 0.0), span(0.0, 0.3))
+    assert out[1] == pytest.approx(0.6 * 0.09 / 0.58, abs=1e-5) and out.sum() == pytest.approx(1.0)
+    # a strong emotion word keeps most of it ("calm but slightly amused")
+    assert calm_down(code, span(0.3, 0.0), span(0.0, 0.9))[1] == pytest.approx(0.6 * 0.81 / 0.9, abs=1e-5)
+    np.testing.assert_allclose(calm_down(code, span(0.0, 0.0), span(0.0, 0.9)), code, atol=1e-6)  # no neutral evidence
 
 
 def _one_hot_embed(texts: list[str]) -> np.ndarray:
