@@ -40,20 +40,18 @@ USER_PROMPTS = Path(__file__).parent / "prompts" / "user_typed.toml"
 
 def user_prompt_accuracy(text: Any) -> dict[str, Any]:
     """The text encoder on prompts written the way users type them (benchmarks/prompts/user_typed.toml): an
-    "ordinary prompts" check beside the held-out paraphrase pool."""
+    "ordinary prompts" check beside the held-out paraphrase pool, scored like it (text_train.evaluate)."""
     import tomllib
 
-    from engine.data.emotions import EMOTIONS, primary_of
+    from engine.data.texts import Description
+    from engine.motion.text_train import evaluate
 
     with open(USER_PROMPTS, "rb") as f:
-        sets = {e: list(v["prompts"]) for e, v in tomllib.load(f).items()}
-    texts = [t for ts in sets.values() for t in ts]
-    truth = np.array([EMOTIONS.index(e) for e, ts in sets.items() for _ in ts])
-    pred = primary_of(text.encode_batch(texts))
-    return {"emotion_text_acc_user_prompts": round(float(np.mean(pred == truth)), 4),
-            "emotion_text_acc_user_prompts_per_emotion": {e: round(float(np.mean(pred[truth == k] == k)), 4)
-                                                          for k, e in enumerate(EMOTIONS) if (truth == k).any()},
-            "user_prompts": len(texts)}
+        ds = [Description(t, e, "none" if e == "neutral" else "medium")
+              for e, v in tomllib.load(f).items() for t in v["prompts"]]
+    r = evaluate(text, ds)
+    return {"emotion_text_acc_user_prompts": r["acc"], "emotion_text_acc_user_prompts_per_emotion": r["per_emotion"],
+            "user_prompts": len(ds)}
 
 
 def denoised_mouth_corr(out: np.ndarray, truth: np.ndarray, min_std: float = 1e-3) -> float:

@@ -112,6 +112,13 @@ def speech_onsets(
     return rising_edges(t, v > threshold_db, min_silence_s, min_active_s)
 
 
+def _between(v: np.ndarray, frac: float) -> float | None:
+    """lo + frac * (hi - lo), lo/hi the series' 10th/95th percentiles (the threshold adapts to the face or the
+    signal); None when the series is flat."""
+    lo, hi = np.percentile(v, [10.0, 95.0])
+    return None if hi - lo <= 1e-6 else float(lo + frac * (hi - lo))
+
+
 def mouth_openings(
     times: np.ndarray,
     aperture: np.ndarray,
@@ -124,12 +131,10 @@ def mouth_openings(
     lo/hi are the 10th/95th percentiles of the series, so the threshold adapts to the face.
     """
     t, v = _series(times, aperture)
-    if t.size < 2:
+    line = _between(v, frac) if t.size >= 2 else None
+    if line is None:
         return np.zeros(0)
-    lo, hi = np.percentile(v, [10.0, 95.0])
-    if hi - lo <= 1e-6:
-        return np.zeros(0)
-    return rising_edges(t, v > lo + frac * (hi - lo), min_closed_s, min_open_s)
+    return rising_edges(t, v > line, min_closed_s, min_open_s)
 
 
 def pair_latencies(onsets: np.ndarray, openings: np.ndarray, max_s: float = 1.0, min_s: float = -0.1) -> np.ndarray:
@@ -164,12 +169,10 @@ def quiet_after(
     t, v = _series(times, level)
     if ev.size == 0:
         return np.zeros(0)
-    if t.size < 2:
+    line = _between(v, 0.5) if t.size >= 2 else None
+    if line is None:
         return np.full(ev.size, np.nan)
-    lo, hi = np.percentile(v, [10.0, 95.0])
-    if hi - lo <= 1e-6:
-        return np.full(ev.size, np.nan)
-    quiet = v < lo + 0.5 * (hi - lo)
+    quiet = v < line
     d = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # runs quiet[starts[k]:ends[k]]
     step = float(np.median(np.diff(t)))

@@ -85,11 +85,8 @@ class StyleEModel:
                ) -> StyleEStream:
         """A new stream; `style`: a reference (code + spread), a bare code (no amplitude matching) or None
         (the neutral style)."""
-        if style is None:
-            return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), self.neutral_style)
-        if isinstance(style, StyleRef):
-            return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), style.code, style.spread)
-        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), style)
+        ref = style if isinstance(style, StyleRef) else StyleRef(self.neutral_style if style is None else style)
+        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread)
 
 
 def load_model(weights_dir: str | Path | None = None, clip_path: str | None = None, threads: int = 1) -> StyleEModel:

@@ -209,7 +209,7 @@ def calm_down(code: np.ndarray, calm: np.ndarray, emotion: np.ndarray) -> np.nda
     n = float(calm[1]) ** CALM_EXPONENT
     d = n / max(n + float(emotion[2:].sum()) ** CALM_EXPONENT, 1e-12)
     out = code.copy()
-    out[1:] *= 1.0 - min(max(d, 0.0), 1.0)
+    out[1:] *= 1.0 - d  # n, e >= 0, so d is in [0, 1]
     out[0] = 1.0 - out[1:].sum()
     return out
 
