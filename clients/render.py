@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--emotion", default="neutral", metavar="TEXT",
                    help='emotion prompt, e.g. "calm but slightly amused"')
     p.add_argument("--style-ref", metavar="CLIP", help="talking-style reference clip (needs --motion style-e)")
+    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: share of the mouth taken from recognised phones instead of the audio encoder, 0..1 (default 0.2; 0.8 suits synthesized voices, e.g. a voice agent's TTS)")
     p.add_argument("--motion", choices=MOTIONS, default="style-e",
                    help="motion generator (default: style-e; baseline: audio envelope + keyword emotion)")
     p.add_argument("--renderer", choices=RENDERERS, default="reference", help="frame renderer (default: reference)")
@@ -82,6 +83,8 @@ def build_stages(args: argparse.Namespace, portrait: np.ndarray) -> tuple[Motion
     if args.style_ref and args.motion != "style-e":
         _stage_hook("engine.motion.style_e", "load_motion", "--style-ref (talking style from a clip)")
         raise NotAvailableError("--style-ref needs --motion style-e")
+    if getattr(args, "phone_weight", None) is not None and args.motion != "style-e":
+        raise InputError("--phone-weight needs --motion style-e")
     if args.art_style and args.renderer != "style-a":
         _stage_hook("engine.render", "load_renderer", "--art-style (the Style-A renderer)")
         raise NotAvailableError("--art-style needs --renderer style-a")
@@ -102,8 +105,9 @@ def build_stages(args: argparse.Namespace, portrait: np.ndarray) -> tuple[Motion
     motion: MotionSource
     if args.motion == "style-e":
         load_motion = _stage_hook("engine.motion.style_e", "load_motion", "--motion style-e")
+        extra = {} if getattr(args, "phone_weight", None) is None else {"phone_weight": args.phone_weight}
         motion = load_motion(  # type: ignore[operator]
-            fps=args.fps, emotion=args.emotion, style_ref=args.style_ref, seed=args.seed
+            fps=args.fps, emotion=args.emotion, style_ref=args.style_ref, seed=args.seed, **extra
         )
     else:
         from engine.motion.baseline import BaselineMotion

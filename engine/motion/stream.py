@@ -4,7 +4,9 @@ Per chunk: log-mel of the last (K + 18) audio frames -> audio encoder (K rows) -
 window of P past latents (the ones this stream already emitted) + K new ones -> causal latent decoder, which
 adds the audio encoder's mouth channels to the decoded residual motion.
 Output frames lag the input by L frames (the lookahead): `step` returns the motion of frames
-[n-K-L, n-L) after audio frames [n-K, n) arrive. Emotion and style codes glide to a new target with
+[n-K-L, n-L) after audio frames [n-K, n) arrive. With `phone_weight` > 0 a streaming phone recogniser
+(engine.audio.phones) hears the same audio, and that share of the jaw comes from its phones instead of
+the encoder (same frames, same lookahead). Emotion and style codes glide to a new target with
 time constant `blend_s`, and every window is conditioned on the motion already sent, so chunk seams
 and prompt changes never jump.
 """
@@ -21,7 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.audio.features import mel_for_video
-from engine.errors import InputError
+from engine.audio.phones import PhoneTracker
+from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import AmplitudeMatch
 from engine.motion.sampler import Schedule, ddim_step, make_schedule
 
@@ -32,6 +35,11 @@ DECODER_CONTEXT = 4  # causal decoder receptive field (vae.CONTEXT)
 LATENT = 16
 N_EXPR = 28
 N_COEFFS = 34  # 28 expression weights + 6 head pose
+# Share of the jaw taken from recognised phones (engine.audio.phones). 0.2, the largest weight whose held-out
+# real-speaker score stays within 0.005 of the encoder's alone (0.301 vs 0.297 at lag 0, leave-one-speaker-out),
+# lifts unheard synthetic voices from 0.42 to 0.53; 0.8 suits synthesized speech (0.71), at 0.24 on real
+# speakers (benchmarks/results/motion_quality.json "by_phone_weight", docs/style_e.md).
+PHONE_WEIGHT = 0.2
 
 
 @lru_cache(maxsize=1)
@@ -75,12 +83,15 @@ class StreamConfig:
     blend_s: float = 0.25
     seed: int = 0
     teacher: bool = False  # sample the teacher with `steps` steps (for comparisons), not a student
+    phone_weight: float = PHONE_WEIGHT  # share of the jaw from recognised phones (0: the encoder alone)
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk <= 32 or not 0 <= self.past <= 32 or self.past < DECODER_CONTEXT:
             raise InputError(f"chunk must be 1..32 and past {DECODER_CONTEXT}..32, got K={self.chunk} P={self.past}")
         if not 0.0 <= self.guidance <= 4.0 or not math.isfinite(self.guidance):
             raise InputError(f"guidance strength must be in 0..4, got {self.guidance}")
+        if not 0.0 <= self.phone_weight <= 1.0 or not math.isfinite(self.phone_weight):
+            raise InputError(f"phone weight must be in 0..1, got {self.phone_weight}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,15 @@ class Graphs:
         return sorted(set(self.students) | {self.teacher_steps})
 
 
+def _phone_tracker() -> PhoneTracker | None:
+    """A phone recogniser for one stream, or None (with a warning) where pocketsphinx is missing."""
+    try:
+        return PhoneTracker()
+    except NotAvailableError as e:
+        log.warning("Style-E runs without phone recognition, on the audio encoder's mouth alone: %s", e)
+        return None
+
+
 class StyleEStream:
     """One stream's state; `step(frames)` -> coefficients. Not thread-safe; one per session."""
 
@@ -112,6 +132,7 @@ class StyleEStream:
         self._style_target = np.asarray(style, np.float32)
         self.emotion = self._emotion_target.copy()
         self.style = self._style_target.copy()
+        self.phones = _phone_tracker() if cfg.phone_weight > 0 else None
         self.reset()
 
     @property
@@ -125,8 +146,11 @@ class StyleEStream:
         self._cond = np.zeros((self.cfg.past, 15), np.float32)
         self._lat = np.zeros((self.cfg.past, LATENT), np.float32)
         self._have = 0  # frames of history (capped at past)
+        self._frames = 0  # audio frames received since reset
         self._rng = np.random.default_rng(self.cfg.seed)
         self.amplitude.reset()
+        if self.phones is not None:
+            self.phones.reset()
 
     def _check(self, cfg: StreamConfig) -> None:
         if not cfg.teacher and cfg.steps not in self.g.step_counts:
@@ -187,6 +211,9 @@ class StyleEStream:
         k, p = len(frames), self.cfg.past
         self._glide(k)
         cond = self._audio_cond(frames)
+        self._frames += k
+        if self.phones is not None:
+            self.phones.push(frames)
         n = p + k
         mask = np.zeros((1, n, 1), np.float32)
         mask[0, p - self._have : p] = 1.0
@@ -205,6 +232,9 @@ class StyleEStream:
         z = np.concatenate([self._lat[p - DECODER_CONTEXT :], new])[None]
         a = np.concatenate([self._cond[p - DECODER_CONTEXT :], cond])[None].astype(np.float32)
         coeffs = self.g.decoder.run({"z": z, "audio": a})[0][0, DECODER_CONTEXT:]  # + the encoder's mouth
+        if self.phones is not None:  # that share of the encoder's jaw handed to the phones' jaw
+            heard = self.phones.jaw(self._frames - k - self.g.lookahead, k)
+            coeffs[:, 0] += self.cfg.phone_weight * (heard - cond[:, 0])
         self._lat = np.concatenate([self._lat, new])[-p:]
         self._cond = np.concatenate([self._cond, cond])[-p:]
         self._have = min(self._have + k, p)

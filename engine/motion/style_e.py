@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import reference_spread
-from engine.motion.stream import SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
+from engine.motion.stream import PHONE_WEIGHT, SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import check_reference
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
                                         minilm_embed)
@@ -178,14 +178,15 @@ class StyleEMotion:
 
 def load_motion(fps: float = 25.0, emotion: str = "neutral", style_ref: str | Path | np.ndarray | None = None,
                 seed: int = 0, steps: int = 2, chunk: int = 8, guidance: float = 0.5,
-                weights: str | Path | None = None) -> StyleEMotion:
+                weights: str | Path | None = None, phone_weight: float = PHONE_WEIGHT) -> StyleEMotion:
     """The offline Style-E generator (clients/render.py's hook)."""
     model = load_model(weights)
     style = None
     if style_ref is not None:
         ref = style_ref if isinstance(style_ref, np.ndarray) else read_style_reference(style_ref)
         style = model.style(ref)
-    return StyleEMotion(model, StreamConfig(chunk=chunk, steps=steps, guidance=guidance, seed=seed), emotion, style, fps)
+    cfg = StreamConfig(chunk=chunk, steps=steps, guidance=guidance, seed=seed, phone_weight=phone_weight)
+    return StyleEMotion(model, cfg, emotion, style, fps)
 
 
 READ_PACE_S = 0.02  # a live prompt reading sleeps this long between slices of its encoder work
@@ -254,5 +255,6 @@ def load_stage(cfg: "EngineConfig") -> StyleEStage:
     if m.lookahead_frames != model.graphs.lookahead:
         log.warning("Style-E weights were trained with lookahead L=%d; config asks L=%d (using %d)",
                     model.graphs.lookahead, m.lookahead_frames, model.graphs.lookahead)
-    sc = StreamConfig(chunk=max(1, m.chunk_frames), past=max(m.context_frames, 4), steps=2, seed=m.seed)
+    sc = StreamConfig(chunk=max(1, m.chunk_frames), past=max(m.context_frames, 4), steps=2, seed=m.seed,
+                      phone_weight=m.phone_weight)
     return StyleEStage(model, sc, m.emotion)
