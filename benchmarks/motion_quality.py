@@ -27,6 +27,7 @@ from engine.motion.amplitude import running_deviation
 from motion_loso import best_lag_corr
 
 log = logging.getLogger("motion_quality")
+PHONE_WEIGHT = [0.2]  # the streams' share of the jaw from recognised phones (--phone-weight; the runtime's default)
 
 
 def style_features(c: np.ndarray) -> np.ndarray:
@@ -165,7 +166,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         refs = [r for r in styles_pool[u.style] if r is not u and r.voice != u.voice] or styles_pool[u.style]
         ref = refs[int(rng.integers(len(refs)))].coeffs
         style = model.style(ref)  # code + motion spread: the stream matches the reference's amplitude
-        cfg = StreamConfig(chunk=8, steps=2, seed=seed + i)
+        cfg = StreamConfig(chunk=8, steps=2, seed=seed + i, phone_weight=PHONE_WEIGHT[0])
         out = StyleEMotion(model, cfg, prompt, style, 25.0).generate(audio)[: len(u.coeffs)]
         main_outs.append(out)
         r = corr(out[:, 0], u.coeffs[: len(out), 0])
@@ -183,7 +184,9 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
             outs: dict[str, np.ndarray] = {}
             for name, steps in (("teacher", t_steps), ("student2", 2), ("teacher_2step", -2), ("student1", 1),
                                 ("student4", 4)):
-                m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0), prompt, style, 25.0)
+                # the denoiser alone: the phones' share of the mouth is the same for every sampler
+                m = StyleEMotion(model, replace(cfg, steps=abs(steps), teacher=steps < 0, phone_weight=0.0), prompt,
+                                 style, 25.0)
                 o = outs[name] = m.generate(audio)[: len(u.coeffs)]
                 mouth_variants[name].append(corr(o[:, 0], u.coeffs[: len(o), 0]))
                 denoised_variants[name].append(denoised_mouth_corr(o, u.coeffs[: len(o)]))
@@ -238,7 +241,7 @@ def guidance_sweep(model, emo_clf: Logistic, test: list, runs: list, guidance: t
     for w in guidance:
         held, train, mouth = [], [], []
         for i, (u, (prompt, p2, style)) in enumerate(zip(test, runs)):
-            cfg = StreamConfig(chunk=8, steps=2, guidance=w, seed=seed + i)
+            cfg = StreamConfig(chunk=8, steps=2, guidance=w, seed=seed + i, phone_weight=PHONE_WEIGHT[0])
             o = StyleEMotion(model, cfg, prompt, style, 25.0).generate(u.audio)[: len(u.coeffs)]
             held.append(int(emo_clf.predict(emotion_features(o)[None])[0]) == u.emotion)
             mouth.append(corr(o[:, 0], u.coeffs[: len(o), 0]))
@@ -261,7 +264,7 @@ def speed_and_seams(model, seconds: float, seed: int) -> dict[str, object]:  # n
     reps = int(np.ceil(seconds * 16000 / len(x)))
     audio = np.tile(x, reps)[: int(seconds * 16000)]
     frames = audio[: len(audio) // 640 * 640].reshape(-1, 640)
-    s = model.stream(StreamConfig(chunk=2, steps=2, seed=seed))
+    s = model.stream(StreamConfig(chunk=2, steps=2, seed=seed, phone_weight=PHONE_WEIGHT[0]))
     times, outs = [], []
     for i in range(0, len(frames) - 1, 2):
         t = time.perf_counter()
@@ -326,7 +329,8 @@ def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dic
                 with np.load(Path(real) / f"{clip['clip']}.npz", allow_pickle=False) as z:
                     audio = z["audio"].astype(np.float32) / 32767.0
                     mouth = np.nan_to_num(z["aperture"]) if target == "aperture" else z["coeffs"][:, 0]
-                gen = StyleEMotion(m, StreamConfig(chunk=8, steps=2, seed=seed), "neutral", None, 25.0).generate(audio)
+                gen = StyleEMotion(m, StreamConfig(chunk=8, steps=2, seed=seed, phone_weight=PHONE_WEIGHT[0]), "neutral",
+                                   None, 25.0).generate(audio)
                 n = min(len(gen), len(mouth))  # the output's mouth opening is its jawOpen channel
                 per[clip["clip"]] = corr(gen[:n, 0], mouth[:n])
                 per_lag[clip["clip"]] = best_lag_corr(gen[:n, 0], mouth[:n])
@@ -371,14 +375,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-distill", action="store_true", help="skip the teacher/student mouth comparison")
     p.add_argument("--distill-every", type=int, default=3, help="compare samplers on every N-th test utterance")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phone-weight", type=float, default=None, help="StreamConfig.phone_weight for every stream "
+                   "but the distillation comparison (default: the runtime's)")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
+    from engine.motion.stream import PHONE_WEIGHT as RUNTIME_PHONE_WEIGHT
     from engine.motion.style_e import load_model
 
+    PHONE_WEIGHT[0] = RUNTIME_PHONE_WEIGHT if a.phone_weight is None else a.phone_weight
+
     model = load_model(a.weights)
-    res: dict[str, object] = {"weights": str(a.weights or "shipped"), "lookahead": model.graphs.lookahead}
+    res: dict[str, object] = {"weights": str(a.weights or "shipped"), "lookahead": model.graphs.lookahead,
+                              "phone_weight": PHONE_WEIGHT[0]}
     if not a.loso_only:
         res |= speed_and_seams(model, a.seam_seconds, a.seed)
         res["bad_input"] = bad_inputs(model)

@@ -238,10 +238,12 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     if meta.get("text_projection", {}).get("span"):
         lines += ["Text encoder later retrained alone (`python -m engine.motion.text_train DIR`): sentence projection "
                   "+ span classifier (`text_span.*`).", ""]
-    lines += ["Run time, not weights (both in the metrics below): emotion prompts' words are also read through a local "
+    lines += ["Run time, not weights (all in the metrics below): emotion prompts' words are also read through a local "
               "WordNet when one is installed (engine/data/wordnet.py; Debian wordnet-base, `S2T_WORDNET=0` turns it "
-              "off), and a style reference's motion spread is matched online on the non-mouth channels "
-              "(engine/motion/amplitude.py).", ""]
+              "off), a style reference's motion spread is matched online on the non-mouth channels "
+              "(engine/motion/amplitude.py), and a share of the jaw (`StreamConfig.phone_weight`, 0.2 by default) comes "
+              "from phones recognised by pocketsphinx's bundled acoustic model (engine/audio/phones.py; no weights of "
+              "ours).", ""]
     if metrics:
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
     lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
