@@ -339,6 +339,28 @@ async def test_bad_stage_name_and_double_close() -> None:
     await assert_no_leaks()
 
 
+async def test_close_cancelled_part_way_still_closes_its_sockets() -> None:
+    """A server shutting down cancels a session's close while it waits for the workers: the hub socket and the
+    context must still close (a context collected later with an open socket blocks forever in term())."""
+    import multiprocessing
+
+    eng = Engine(fake_config())
+    await eng.start()
+    closing = asyncio.create_task(eng.close())
+    await asyncio.sleep(0.05)  # inside the wait for the workers to exit
+    assert not closing.done()
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert eng._sock is not None and eng._sock.closed and eng._ctx is not None and eng._ctx.closed
+    for _ in range(100):  # the workers had their stop message: they exit by themselves
+        if not multiprocessing.active_children():
+            break
+        await asyncio.sleep(0.05)
+    await eng.close()  # a second close is a no-op
+    await assert_no_leaks()
+
+
 def test_stats_shape_without_start() -> None:
     s: dict[str, Any] = Engine(fake_config()).stats()
     assert {"fps", "e2e_ms", "stages", "dropped", "repeated", "level", "queues"} <= set(s)

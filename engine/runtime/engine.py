@@ -168,37 +168,41 @@ class Engine:
             log.warning("%d spare(s) not ready within %.0f s; starting without waiting", len(pending), START_TIMEOUT_S)
 
     async def close(self) -> None:
-        """Stop pacing, stop and reap the workers, close every socket. Safe to call twice."""
+        """Stop pacing, stop and reap the workers, close every socket. Safe to call twice. Cancelled part-way (a
+        server shutting down while a session closes), it still closes its sockets and context: a context left
+        with an open socket blocks whoever collects it."""
         if self._closed:
             return
         self._closed = True
-        self._out_event.set()
-        tick = [t for t in self._tasks if t.get_name() == "s2t-tick"]
-        for t in tick:
-            t.cancel()
-        if self._sup is not None:
+        try:
+            self._out_event.set()
+            tick = [t for t in self._tasks if t.get_name() == "s2t-tick"]
+            for t in tick:
+                t.cancel()
+            if self._sup is not None:
+                if self._sock is not None:
+                    for w in self._sup.handles():
+                        if w.ready:
+                            transport.send_nowait(self._sock, Control(self.session, 0, "stop"), w.identity)
+                await self._sup.stop()
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            for fut, _, _ in self._acks.values():
+                if not fut.done():
+                    fut.set_exception(S2TError("engine closed"))
+                    fut.exception()
+            if self._auth is not None:
+                self._auth.stop()
+                await asyncio.gather(*self._auth_tasks, return_exceptions=True)
+        finally:
             if self._sock is not None:
-                for w in self._sup.handles():
-                    if w.ready:
-                        transport.send_nowait(self._sock, Control(self.session, 0, "stop"), w.identity)
-            await self._sup.stop()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        for fut, _, _ in self._acks.values():
-            if not fut.done():
-                fut.set_exception(S2TError("engine closed"))
-                fut.exception()
-        if self._auth is not None:
-            self._auth.stop()
-            await asyncio.gather(*self._auth_tasks, return_exceptions=True)
-        if self._sock is not None:
-            self._sock.close(0)
-        if self._ctx is not None:
-            self._ctx.term()
-        if self._tmp_dir is not None:
-            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+                self._sock.close(0)
+            if self._ctx is not None:
+                self._ctx.destroy(linger=0)  # term() after closing whatever socket is still open on it
+            if self._tmp_dir is not None:
+                shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     async def __aenter__(self) -> Engine:
         await self.start()
