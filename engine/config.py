@@ -33,7 +33,7 @@ class MotionConfig:
     lookahead_frames: int = 2  # L
     context_frames: int = 8  # P
     seed: int = 0
-    phone_weight: float = 0.2  # Style-E: share of the mouth from recognised phones (0.8 for synthesized voices)
+    phone_weight: float = 0.2  # Style-E: share of the jaw from recognised phones (0.8 for synthesized voices)
 
 
 @dataclass(frozen=True, slots=True)
