@@ -217,6 +217,10 @@ async def test_refusals_before_any_engine_starts(tmp_path: Path) -> None:
                 assert r.status == 413
             async with http.post(f"{base}/offer", json={"sdp": "v=0", "type": "offer", "budget_ms": 5}, headers=auth) as r:
                 assert r.status == 400 and "budget_ms" in (await r.json())["error"]
+            for bad in (1.5, -0.1, "0.8", True):
+                async with http.post(f"{base}/offer", json={"sdp": "v=0", "type": "offer", "phone_weight": bad},
+                                     headers=auth) as r:
+                    assert r.status == 400 and "phone_weight" in (await r.json())["error"]
             async with http.post(f"{base}/offer", data=b"x" * (2 * MiB), headers=auth) as r:
                 assert r.status == 413 and "too large" in (await r.json())["error"]
             async with http.get(f"{base}/stats", params={"session": "nope"}, headers=auth) as r:
@@ -239,17 +243,24 @@ class _FailingEngine:
 
 
 async def test_engine_start_failure_is_a_json_500_and_frees_the_slot() -> None:
-    app = create_app(ServeConfig(token=TOKEN, max_sessions=1), engine_factory=lambda cfg, sid: _FailingEngine())
+    configs: list[EngineConfig] = []
+
+    def factory(cfg: EngineConfig, sid: str) -> _FailingEngine:
+        configs.append(cfg)
+        return _FailingEngine()
+
+    app = create_app(ServeConfig(token=TOKEN, max_sessions=1), engine_factory=factory)
     runner, base = await start_site(app)
     auth = {"Authorization": f"Bearer {TOKEN}"}
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(2):  # the second try proves the session slot was given back
+            for w in (None, 0.8):  # the second try proves the session slot was given back
                 pc = RTCPeerConnection()
                 pc.addTransceiver("video", direction="recvonly")
-                status, body = await _offer(http, base, pc, auth)
+                status, body = await _offer(http, base, pc, auth, **({} if w is None else {"phone_weight": w}))
                 await pc.close()
                 assert status == 500 and "motion worker exited" in body["error"]
     finally:
         await runner.cleanup()
     assert _FailingEngine.closed and not app[SERVER].sessions
+    assert [round(c.motion.phone_weight, 3) for c in configs] == [0.2, 0.8]  # the default, then the offer's own

@@ -223,7 +223,9 @@ class Server:
         self._starting += 1
 
     async def offer(self, request: web.Request) -> web.Response:
-        """aiortc-examples signalling: {"sdp","type","emotion"?,"portrait"?,"budget_ms"?} -> {"sdp","type","session"}."""
+        """aiortc-examples signalling: {"sdp","type","emotion"?,"portrait"?,"budget_ms"?,"phone_weight"?} ->
+        {"sdp","type","session"}. phone_weight (0..1): the Style-E jaw's share from recognised phones; 0.8 suits a
+        synthesized voice (a voice agent's TTS)."""
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
         self._auth(request)
@@ -241,6 +243,11 @@ class Server:
             if not 40.0 <= budget <= 2000.0:
                 raise HttpError(400, "budget_ms must be between 40 and 2000")
             ecfg = replace(ecfg, runtime=replace(ecfg.runtime, budget_ms=budget))
+        if body.get("phone_weight") is not None:
+            w = body["phone_weight"]
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
+                raise HttpError(400, "phone_weight must be a number from 0 to 1")
+            ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=float(w)))
         await self._reserve()
         sid = secrets.token_urlsafe(12)
         engine = self.factory(ecfg, sid)
@@ -584,6 +591,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' for signalling (env S2T_TOKEN)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="portrait/art/style upload limit")
     p.add_argument("--budget-ms", type=float, help="default end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
+    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: the jaw's default share from recognised "
+                   "phones, 0..1 (default 0.2; 0.8 suits synthesized voices; an offer's phone_weight overrides it)")
     p.add_argument("--timing-marker", action="store_true",
                    help="stamp the glass-to-glass timing marker in a corner of every frame (for s2t bench)")
     p.add_argument("--video-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # bench self-check only
@@ -596,6 +605,10 @@ def _run(args: argparse.Namespace) -> int:
     ecfg = load_config(args.config)
     if args.budget_ms:
         ecfg = replace(ecfg, runtime=replace(ecfg.runtime, budget_ms=float(args.budget_ms)))
+    if args.phone_weight is not None:
+        if not 0.0 <= args.phone_weight <= 1.0:
+            raise InputError(f"--phone-weight must be in 0..1, got {args.phone_weight}")
+        ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=float(args.phone_weight)))
     if args.max_sessions < 1:
         raise InputError("--max-sessions must be at least 1")
     cfg = ServeConfig(host=args.host, port=args.port, max_sessions=args.max_sessions, max_viewers=args.max_viewers,
