@@ -27,7 +27,6 @@ from engine.motion.amplitude import running_deviation
 from motion_loso import best_lag_corr
 
 log = logging.getLogger("motion_quality")
-PHONE_WEIGHT = [0.2]  # the streams' share of the jaw from recognised phones (--phone-weight; the runtime's default)
 
 
 def style_features(c: np.ndarray) -> np.ndarray:
@@ -119,7 +118,8 @@ class Logistic:
 
 
 def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  # noqa: ANN001
-              guidance: tuple[float, ...] = (), distill: bool = True, distill_every: int = 3) -> dict[str, object]:
+              guidance: tuple[float, ...] = (), distill: bool = True, distill_every: int = 3, *,
+              phone_weight: float) -> dict[str, object]:
     from engine.data.styles import STYLE_NAMES
     from engine.motion.stream import StreamConfig
     from engine.motion.style_e import StyleEMotion
@@ -166,7 +166,7 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         refs = [r for r in styles_pool[u.style] if r is not u and r.voice != u.voice] or styles_pool[u.style]
         ref = refs[int(rng.integers(len(refs)))].coeffs
         style = model.style(ref)  # code + motion spread: the stream matches the reference's amplitude
-        cfg = StreamConfig(chunk=8, steps=2, seed=seed + i, phone_weight=PHONE_WEIGHT[0])
+        cfg = StreamConfig(chunk=8, steps=2, seed=seed + i, phone_weight=phone_weight)
         out = StyleEMotion(model, cfg, prompt, style, 25.0).generate(audio)[: len(u.coeffs)]
         main_outs.append(out)
         r = corr(out[:, 0], u.coeffs[: len(out), 0])
@@ -226,12 +226,12 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
         res["teacher_vs_2step_corr_drop"] = round(dm["teacher"] - dm["student2"], 4)  # type: ignore[index]
         res["student2_minus_teacher_2step"] = round(dm["student2"] - dm["teacher_2step"], 4)  # type: ignore[index]
     if guidance:
-        res["by_guidance"] = guidance_sweep(model, emo_clf, test, runs, guidance, seed)
+        res["by_guidance"] = guidance_sweep(model, emo_clf, test, runs, guidance, seed, phone_weight)
     return res
 
 
 def guidance_sweep(model, emo_clf: Logistic, test: list, runs: list, guidance: tuple[float, ...],  # noqa: ANN001
-                   seed: int) -> dict[str, dict[str, float]]:
+                   seed: int, phone_weight: float) -> dict[str, dict[str, float]]:
     """Emotion accuracy (held-out and training-vocabulary prompts) and jawOpen corr per guidance strength w,
     2-step student, same utterances, prompts, style codes and noise seeds as the main pass."""
     from engine.motion.stream import StreamConfig
@@ -241,7 +241,7 @@ def guidance_sweep(model, emo_clf: Logistic, test: list, runs: list, guidance: t
     for w in guidance:
         held, train, mouth = [], [], []
         for i, (u, (prompt, p2, style)) in enumerate(zip(test, runs)):
-            cfg = StreamConfig(chunk=8, steps=2, guidance=w, seed=seed + i, phone_weight=PHONE_WEIGHT[0])
+            cfg = StreamConfig(chunk=8, steps=2, guidance=w, seed=seed + i, phone_weight=phone_weight)
             o = StyleEMotion(model, cfg, prompt, style, 25.0).generate(u.audio)[: len(u.coeffs)]
             held.append(int(emo_clf.predict(emotion_features(o)[None])[0]) == u.emotion)
             mouth.append(corr(o[:, 0], u.coeffs[: len(o), 0]))
@@ -255,7 +255,7 @@ def guidance_sweep(model, emo_clf: Logistic, test: list, runs: list, guidance: t
     return out
 
 
-def speed_and_seams(model, seconds: float, seed: int) -> dict[str, object]:  # noqa: ANN001
+def speed_and_seams(model, seconds: float, seed: int, phone_weight: float) -> dict[str, object]:  # noqa: ANN001
     from engine.audio.ingest import decode_audio
     from engine.assets import asset_path
     from engine.motion.stream import StreamConfig
@@ -264,7 +264,7 @@ def speed_and_seams(model, seconds: float, seed: int) -> dict[str, object]:  # n
     reps = int(np.ceil(seconds * 16000 / len(x)))
     audio = np.tile(x, reps)[: int(seconds * 16000)]
     frames = audio[: len(audio) // 640 * 640].reshape(-1, 640)
-    s = model.stream(StreamConfig(chunk=2, steps=2, seed=seed, phone_weight=PHONE_WEIGHT[0]))
+    s = model.stream(StreamConfig(chunk=2, steps=2, seed=seed, phone_weight=phone_weight))
     times, outs = [], []
     for i in range(0, len(frames) - 1, 2):
         t = time.perf_counter()
@@ -297,7 +297,7 @@ class TorchGraph:
             return [torch.stack([m(x) for m in self.modules]).mean(0).numpy()]
 
 
-def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dict[str, object]:  # noqa: ANN001
+def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int, phone_weight: float) -> dict[str, object]:  # noqa: ANN001
     """Full Style-E (shipped denoiser + a fold encoder that never heard the speaker) on each real clip."""
     import dataclasses
 
@@ -329,7 +329,7 @@ def real_loso(model, loso_json: str, loso_dir: str, real: str, seed: int) -> dic
                 with np.load(Path(real) / f"{clip['clip']}.npz", allow_pickle=False) as z:
                     audio = z["audio"].astype(np.float32) / 32767.0
                     mouth = np.nan_to_num(z["aperture"]) if target == "aperture" else z["coeffs"][:, 0]
-                gen = StyleEMotion(m, StreamConfig(chunk=8, steps=2, seed=seed, phone_weight=PHONE_WEIGHT[0]), "neutral",
+                gen = StyleEMotion(m, StreamConfig(chunk=8, steps=2, seed=seed, phone_weight=phone_weight), "neutral",
                                    None, 25.0).generate(audio)
                 n = min(len(gen), len(mouth))  # the output's mouth opening is its jawOpen channel
                 per[clip["clip"]] = corr(gen[:n, 0], mouth[:n])
@@ -381,23 +381,23 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from engine.motion.stream import PHONE_WEIGHT as RUNTIME_PHONE_WEIGHT
+    from engine.motion.stream import PHONE_WEIGHT
     from engine.motion.style_e import load_model
 
-    PHONE_WEIGHT[0] = RUNTIME_PHONE_WEIGHT if a.phone_weight is None else a.phone_weight
+    phones = PHONE_WEIGHT if a.phone_weight is None else a.phone_weight
 
     model = load_model(a.weights)
     res: dict[str, object] = {"weights": str(a.weights or "shipped"), "lookahead": model.graphs.lookahead,
-                              "phone_weight": PHONE_WEIGHT[0]}
+                              "phone_weight": phones}
     if not a.loso_only:
-        res |= speed_and_seams(model, a.seam_seconds, a.seed)
+        res |= speed_and_seams(model, a.seam_seconds, a.seed, phones)
         res["bad_input"] = bad_inputs(model)
     if not a.skip_synthetic and not a.loso_only:
         res |= synthetic(model, a.corpus, a.shards, a.per_voice, a.seed, tuple(a.guidance), not a.skip_distill,
-                         a.distill_every)
+                         a.distill_every, phone_weight=phones)
     if a.loso and Path(a.loso).is_file():
         info = json.loads(Path(a.loso).read_text())
-        table = real_loso(model, a.loso, a.loso_dir, a.real, a.seed)
+        table = real_loso(model, a.loso, a.loso_dir, a.real, a.seed, phones)
         res["real_loso"] = {k: info[k] for k in ("folds", "clips", "target", "scoring", "envelope_baseline_mean",
                                                   "envelope_baseline_mean_lag0", "ridge_baseline_mean",
                                                   "ridge_baseline_mean_best_lag4", "per_clip_baselines",

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.clock import AUDIO_RATE, Pacer
-from engine.config import EngineConfig, load_config
+from engine.config import EngineConfig, check_phone_weight, load_config
 from engine.errors import DeviceUnavailableError, InputError
 from engine.messages import VideoFrame
 
@@ -224,11 +224,9 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
     cfg = load_config(args.config)
     if getattr(args, "budget_ms", None):
         cfg = replace(cfg, runtime=replace(cfg.runtime, budget_ms=float(args.budget_ms)))
-    w = getattr(args, "phone_weight", None)
-    if w is not None:
-        if not 0.0 <= w <= 1.0:
-            raise InputError(f"--phone-weight must be in 0..1, got {w}")
-        cfg = replace(cfg, motion=replace(cfg.motion, phone_weight=float(w)))
+    if getattr(args, "phone_weight", None) is not None:
+        w = check_phone_weight(args.phone_weight, "--phone-weight")
+        cfg = replace(cfg, motion=replace(cfg.motion, phone_weight=w))
     return cfg
 
 

@@ -33,7 +33,18 @@ class MotionConfig:
     lookahead_frames: int = 2  # L
     context_frames: int = 8  # P
     seed: int = 0
-    phone_weight: float = 0.2  # Style-E: share of the jaw from recognised phones (0.8 for synthesized voices)
+    # Style-E: share of the jaw from recognised phones (engine.audio.phones). 0.2, the largest weight whose held-out
+    # real-speaker jaw stays within 0.005 of the encoder's alone (0.301 vs 0.297 at lag 0, leave-one-speaker-out),
+    # lifts unheard synthetic voices from 0.42 to 0.53; 0.8 suits synthesized speech (0.71), at 0.24 on real
+    # speakers (benchmarks/results/motion_quality.json "by_phone_weight", docs/style_e.md).
+    phone_weight: float = 0.2
+
+
+def check_phone_weight(w: object, name: str = "phone weight") -> float:
+    """`w` as a float when it is a number in 0..1 (MotionConfig.phone_weight), else InputError naming `name`."""
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
+        raise InputError(f"{name} must be a number from 0 to 1, got {w!r}")
+    return float(w)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 from aiohttp import web
 
-from engine.config import EngineConfig, load_config
+from engine.config import EngineConfig, check_phone_weight, load_config
 from engine.errors import (
     DeviceUnavailableError,
     ImageError,
@@ -243,11 +243,9 @@ class Server:
             if not 40.0 <= budget <= 2000.0:
                 raise HttpError(400, "budget_ms must be between 40 and 2000")
             ecfg = replace(ecfg, runtime=replace(ecfg.runtime, budget_ms=budget))
-        if body.get("phone_weight") is not None:
-            w = body["phone_weight"]
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 1.0:
-                raise HttpError(400, "phone_weight must be a number from 0 to 1")
-            ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=float(w)))
+        if body.get("phone_weight") is not None:  # InputError: 400
+            w = check_phone_weight(body["phone_weight"], "phone_weight")
+            ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=w))
         await self._reserve()
         sid = secrets.token_urlsafe(12)
         engine = self.factory(ecfg, sid)
@@ -606,9 +604,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.budget_ms:
         ecfg = replace(ecfg, runtime=replace(ecfg.runtime, budget_ms=float(args.budget_ms)))
     if args.phone_weight is not None:
-        if not 0.0 <= args.phone_weight <= 1.0:
-            raise InputError(f"--phone-weight must be in 0..1, got {args.phone_weight}")
-        ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=float(args.phone_weight)))
+        ecfg = replace(ecfg, motion=replace(ecfg.motion, phone_weight=check_phone_weight(args.phone_weight,
+                                                                                       "--phone-weight")))
     if args.max_sessions < 1:
         raise InputError("--max-sessions must be at least 1")
     cfg = ServeConfig(host=args.host, port=args.port, max_sessions=args.max_sessions, max_viewers=args.max_viewers,

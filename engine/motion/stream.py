@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.audio.features import mel_for_video
 from engine.audio.phones import PhoneTracker
+from engine.config import MotionConfig, check_phone_weight
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import AmplitudeMatch
 from engine.motion.sampler import Schedule, ddim_step, make_schedule
@@ -35,11 +36,7 @@ DECODER_CONTEXT = 4  # causal decoder receptive field (vae.CONTEXT)
 LATENT = 16
 N_EXPR = 28
 N_COEFFS = 34  # 28 expression weights + 6 head pose
-# Share of the jaw taken from recognised phones (engine.audio.phones). 0.2, the largest weight whose held-out
-# real-speaker score stays within 0.005 of the encoder's alone (0.301 vs 0.297 at lag 0, leave-one-speaker-out),
-# lifts unheard synthetic voices from 0.42 to 0.53; 0.8 suits synthesized speech (0.71), at 0.24 on real
-# speakers (benchmarks/results/motion_quality.json "by_phone_weight", docs/style_e.md).
-PHONE_WEIGHT = 0.2
+PHONE_WEIGHT = MotionConfig().phone_weight  # the jaw's share from recognised phones (engine/config.py says why)
 
 
 @lru_cache(maxsize=1)
@@ -90,8 +87,7 @@ class StreamConfig:
             raise InputError(f"chunk must be 1..32 and past {DECODER_CONTEXT}..32, got K={self.chunk} P={self.past}")
         if not 0.0 <= self.guidance <= 4.0 or not math.isfinite(self.guidance):
             raise InputError(f"guidance strength must be in 0..4, got {self.guidance}")
-        if not 0.0 <= self.phone_weight <= 1.0 or not math.isfinite(self.phone_weight):
-            raise InputError(f"phone weight must be in 0..1, got {self.phone_weight}")
+        check_phone_weight(self.phone_weight)
 
 
 @dataclass(frozen=True, slots=True)
