@@ -34,34 +34,22 @@ sys.path.insert(0, str(REPO))
 
 log = logging.getLogger("phone_mouth_probe")
 CHUNK = 640  # samples per video frame (16 kHz, 25 fps)
-WINDOW_S = 2.0  # phones older than this no longer shape the current frame (coarticulation reaches ~0.3 s)
-_NON_PHONES = frozenset({"SIL", "<s>", "</s>", "<sil>"})
+WINDOW_S = 2.0  # phones that ended longer ago than this no longer shape the current frame (coarticulation ~0.3 s)
 
 
 class PhoneStream:
-    """pocketsphinx allphone decoding, fed 40 ms at a time; the partial segmentation after every piece."""
+    """The runtime's decoder (engine.audio.phones), with every partial segmentation kept, so that one decoding
+    pass scores several lookaheads."""
 
     def __init__(self) -> None:
-        import pocketsphinx
+        from engine.audio.phones import decoder
 
-        from engine.data.phonemes import FLITE_TO_IPA
-
-        m = pocketsphinx.get_model_path()
-        self.dec = pocketsphinx.Decoder(hmm=f"{m}/en-us/en-us", allphone=f"{m}/en-us/en-us-phone.lm.bin", lm=None,
-                                        dict=None, samprate=16000, loglevel="FATAL", backtrace=True, beam=1e-20,
-                                        pbeam=1e-20, lw=2.0)
-        self.ipa = {k.upper(): v for k, v in FLITE_TO_IPA.items()}
-
-    def _segments(self) -> list[tuple[str, float, float]]:
-        """(phone ARPAbet name, start s, end s); silences and fillers as "SIL"."""
-        out = []
-        for s in self.dec.seg() or []:
-            w = "SIL" if s.word in _NON_PHONES or s.word.startswith("+") else s.word
-            out.append((w, s.start_frame * 0.01, (s.end_frame + 1) * 0.01))
-        return out
+        self.dec = decoder()
 
     def run(self, audio: np.ndarray, frames: int) -> tuple[list[list[tuple[str, float, float]]], float]:
         """Segmentations known after each of `frames` + 9 pieces (silence past the end), and ms per piece."""
+        from engine.audio.phones import best_segments
+
         x = np.asarray(audio, np.float32) + np.random.default_rng(0).normal(0, 1e-4, len(audio)).astype(np.float32)
         pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
         pcm = np.concatenate([pcm, np.zeros(10 * CHUNK, "<i2")])
@@ -70,25 +58,26 @@ class PhoneStream:
         for i in range(frames + 9):
             t0 = time.perf_counter()
             self.dec.process_raw(pcm[i * CHUNK : (i + 1) * CHUNK].tobytes(), full_utt=False)
-            hist.append(self._segments())
+            hist.append(best_segments(self.dec))
             t += time.perf_counter() - t0
         self.dec.end_utt()
         return hist, 1e3 * t / max(frames + 9, 1)
 
     def offline(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
         """The whole utterance decoded at once (the best path knows the future)."""
+        from engine.audio.phones import best_segments
+
         x = np.asarray(audio, np.float32) + np.random.default_rng(0).normal(0, 1e-4, len(audio)).astype(np.float32)
         self.dec.start_utt()
         self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), full_utt=True)
         self.dec.end_utt()
-        return self._segments()
+        return best_segments(self.dec)
 
-    def mouth(self, segs: list[tuple[str, float, float]], frames: int) -> np.ndarray:
-        """(frames, 28) mouth channels of a segmentation (engine.data.visemes.mouth_track)."""
-        from engine.data.visemes import mouth_track
+    @staticmethod
+    def mouth(segs: list[tuple[str, float, float]], frames: int) -> np.ndarray:
+        from engine.audio.phones import phone_mouth
 
-        ph = ["_" if w == "SIL" else self.ipa.get(w, "_") for w, _, _ in segs]
-        return mouth_track(ph, np.array([b for _, b, _ in segs]), np.array([e for _, _, e in segs]), frames)
+        return phone_mouth(segs, frames)
 
     def streamed(self, hist: list[list[tuple[str, float, float]]], frames: int, lookahead: int) -> np.ndarray:
         """(frames, 28): frame f from the segmentation known after frame f + lookahead arrived."""

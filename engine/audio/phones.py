@@ -39,7 +39,8 @@ _PAUSES = frozenset({"SIL", "<s>", "</s>", "<sil>"})
 _IPA = {k.upper(): v for k, v in FLITE_TO_IPA.items()}
 
 
-def _decoder() -> object:
+def decoder() -> object:
+    """A pocketsphinx decoder in allphone mode (NotAvailableError without pocketsphinx)."""
     try:
         import pocketsphinx
     except ImportError as e:
@@ -51,11 +52,28 @@ def _decoder() -> object:
                                 pbeam=1e-20, lw=2.0)
 
 
+def best_segments(dec: object, t0: float = 0.0) -> list[tuple[str, float, float]]:
+    """The decoder's current best phone segmentation: (ARPAbet, "SIL" for pauses and fillers; start s; end s),
+    times offset by `t0`."""
+    out = []
+    for s in dec.seg() or ():  # type: ignore[attr-defined]
+        w = "SIL" if s.word in _PAUSES or s.word.startswith("+") else s.word
+        out.append((w, t0 + s.start_frame * 0.01, t0 + (s.end_frame + 1) * 0.01))
+    return out
+
+
+def phone_mouth(segs: list[tuple[str, float, float]], frames: int) -> np.ndarray:
+    """(frames, 28) expression channels of a phone segmentation (seconds from frame 0) at 25 fps, through the
+    corpus's viseme map (engine.data.visemes.mouth_track)."""
+    return mouth_track(["_" if w == "SIL" else _IPA.get(w, "_") for w, _, _ in segs],
+                       np.array([b for _, b, _ in segs]), np.array([e for _, _, e in segs]), frames, FPS)
+
+
 class PhoneTracker:
     """One stream's phone recogniser. Not thread-safe; ~2 ms of one core per 40 ms of audio here."""
 
     def __init__(self) -> None:
-        self._dec = _decoder()
+        self._dec = decoder()
         self._rng = np.random.default_rng(0)
         self.reset()
 
@@ -88,12 +106,7 @@ class PhoneTracker:
         x = x + self._rng.normal(0.0, 1e-4, x.size).astype(np.float32)
         self._dec.process_raw((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes(), full_utt=False)  # type: ignore[attr-defined]
         self._fed += x.size
-        t0 = self._utt_start / RATE
-        segs = []
-        for s in self._dec.seg() or ():  # type: ignore[attr-defined]
-            w = "SIL" if s.word in _PAUSES or s.word.startswith("+") else s.word
-            segs.append((w, t0 + s.start_frame * 0.01, t0 + (s.end_frame + 1) * 0.01))
-        self._segs = segs
+        segs = self._segs = best_segments(self._dec, self._utt_start / RATE)
         long = (self._fed - self._utt_start) / RATE
         if long > MAX_UTT_S or (long > RESTART_S and segs and segs[-1][0] == "SIL" and segs[-1][2] - segs[-1][1] > 0.1):
             self._dec.end_utt()  # type: ignore[attr-defined]
@@ -120,8 +133,7 @@ class PhoneTracker:
         segs = [(w, b - t_lo, e - t_lo) for w, b, e in self.segments() if e > t_lo]
         if not segs:
             segs = [("SIL", 0.0, (end - lo) / FPS)]
-        track = mouth_track(["_" if w == "SIL" else _IPA.get(w, "_") for w, _, _ in segs],
-                            np.array([b for _, b, _ in segs]), np.array([e for _, _, e in segs]), end - lo, FPS)
+        track = phone_mouth(segs, end - lo)
         take = track[max(first, lo) - lo :]
         out[n - len(take) :] = take
         return out
