@@ -68,8 +68,9 @@ def style_e_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that `s2t train style-e` runs: the recipe's defaults with the flags given."""
     from engine.motion.train import TrainConfig
 
-    if args.audio_only + args.denoiser_only + args.students_only > 1:
-        raise InputError("--audio-only, --denoiser-only and --students-only retrain different parts: give one")
+    if args.audio_only + args.denoiser_only + args.students_only + args.reference_scale_only > 1:
+        raise InputError("--audio-only, --denoiser-only, --students-only and --reference-scale-only retrain "
+                         "different parts: give one")
     cfg = TrainConfig(corpus=args.corpus, real=args.real, lookahead=args.lookahead, shards=args.shards,
                       audio_steps=args.audio_steps, denoise_steps=args.denoise_steps, seed=args.seed,
                       minutes=args.minutes)
@@ -85,6 +86,11 @@ def _style_e(args: argparse.Namespace) -> int:
 
     cfg = style_e_config(args)
     torch.set_num_threads(args.threads)
+    if args.reference_scale_only:
+        from engine.motion.train import write_reference_scale
+
+        write_reference_scale(args.out, cfg.corpus, args.real, cfg.shards)
+        return 0
     if args.denoiser_only:
         from engine.motion.train import retrain_denoiser
 
@@ -129,6 +135,9 @@ def register_style_e(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                    help="retrain only the teacher denoiser + style encoder and distil the students, inside --out")
     s.add_argument("--students-only", action="store_true",
                    help="distil the 4/2/1-step students anew from the teacher in --out (--minutes for distillation)")
+    s.add_argument("--reference-scale-only", action="store_true",
+                   help="only (re)compute reference_scale.json in --out: the corpus's and the face tracker's "
+                        "per-channel scales, which style references are read on (seconds)")
     s.add_argument("--distill-data", type=float, default=None, metavar="D",
                    help="share of the clean latent in each distillation target (recipe 0.3; 0: the teacher's alone)")
     s.add_argument("--no-past", type=float, default=None, metavar="P",

@@ -253,9 +253,10 @@ def test_stage_reads_prompts_off_the_chunk_loop(model) -> None:  # noqa: ANN001
     assert np.allclose(stage._stream._emotion_target, model.emotion_code("very sad"))
 
 
-def test_style_reference_amplitude_leaves_the_mouth(model) -> None:  # noqa: ANN001
+def test_style_reference_amplitude_leaves_the_mouth_its_timing(model) -> None:  # noqa: ANN001
     """A style reference given with its motion spread makes the non-mouth channels move more (toward the clip's
-    spread) and leaves the mouth channels bit-identical; a bare code does no matching."""
+    spread); the mouth channels are only multiplied by the reference's articulation gain (bit-identical where it
+    is 1); a bare code does no matching."""
     from engine.motion.amplitude import FIRST_CHANNEL
     from engine.motion.stream import StreamConfig
 
@@ -264,9 +265,12 @@ def test_style_reference_amplitude_leaves_the_mouth(model) -> None:  # noqa: ANN
     ref = (0.3 + 0.25 * np.sin(t / rng.uniform(2, 6, 34)) + 0.05 * rng.standard_normal((200, 34))).astype(np.float32)
     style = model.style(ref)
     assert style.spread is not None and style.spread.shape == (34,)
+    assert style.gain is not None and style.gain.shape == (34,)
     audio = (0.1 * np.sin(np.arange(16000 * 4) * 2 * np.pi * 220 / 16000)).astype(np.float32).reshape(-1, 640)
     cfg = StreamConfig(chunk=2, seed=3)
     a = np.concatenate([model.stream(cfg, "calm", style).step(audio[i:i + 2]) for i in range(0, len(audio), 2)])
     b = np.concatenate([model.stream(cfg, "calm", style.code).step(audio[i:i + 2]) for i in range(0, len(audio), 2)])
-    np.testing.assert_array_equal(a[:, :FIRST_CHANNEL], b[:, :FIRST_CHANNEL])
+    g = style.gain[:FIRST_CHANNEL]
+    np.testing.assert_allclose(a[:, :FIRST_CHANNEL], np.clip(b[:, :FIRST_CHANNEL] * g, 0, 1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(a[:, :FIRST_CHANNEL][:, g == 1.0], b[:, :FIRST_CHANNEL][:, g == 1.0])
     assert np.diff(a[:, FIRST_CHANNEL:], axis=0).std() > 1.2 * np.diff(b[:, FIRST_CHANNEL:], axis=0).std()

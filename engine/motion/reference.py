@@ -1,6 +1,22 @@
-"""Style-E talking-style references: the checks a (T, 34) coefficient clip must pass (torch-free, for the runtime)."""
+"""Style-E talking-style references: the checks a (T, 34) coefficient clip must pass and the scale it is read on
+(torch-free, for the runtime).
+
+Style-E's motion lives on the synthetic training corpus's scale. A reference fitted from a real video by the face
+tracker lives on the tracker's: its brows and head translation move 5-65x as much, its jawOpen sits at 0.0-0.4x the
+corpus's level and its mouthClose at 1.5-7x (13 fitted talking clips against 300 corpus utterances). Matching
+such a clip's amplitude and articulation copies the tracker's scale, not the speaker's style. `ReferenceScale`
+holds both populations' per-channel mean and spread (`s2t train style-e --reference-scale-only` computes them
+from the corpus and the fitted real clips, into `reference_scale.json` beside the weights), and `to_model_scale`
+maps a fitted clip channel by channel from the fitted population onto the corpus's: a speaker who opens the jaw
+more than the typical real speaker then reads as opening it more than the typical corpus utterance.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -9,6 +25,8 @@ from engine.spec import DEFAULT_SPEC, MotionSpec
 
 MIN_FRAMES = 12  # ~0.5 s at 25 fps: velocity statistics need a few cycles of motion
 MAX_FRAMES = 2000  # longer references are cut to their first MAX_FRAMES frames (80 s)
+REFERENCE_SCALE_FILE = "reference_scale.json"
+log = logging.getLogger(__name__)
 
 
 def check_reference(coeffs: np.ndarray, spec: MotionSpec = DEFAULT_SPEC) -> np.ndarray:
@@ -25,3 +43,57 @@ def check_reference(coeffs: np.ndarray, spec: MotionSpec = DEFAULT_SPEC) -> np.n
     if len(arr) > MAX_FRAMES:
         arr = arr[:MAX_FRAMES]
     return arr
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceScale:
+    """Per-channel statistics (each (C,)) of the two scales a style reference can come on.
+
+    levels: the training corpus's mean level per utterance (the unit of the articulation gain);
+    corpus_mean/corpus_std: the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips."""
+
+    levels: np.ndarray
+    corpus_mean: np.ndarray
+    corpus_std: np.ndarray
+    fitted_mean: np.ndarray
+    fitted_std: np.ndarray
+
+    FIELDS = ("levels", "corpus_mean", "corpus_std", "fitted_mean", "fitted_std")
+
+    def to_json(self, **provenance: object) -> str:
+        """One line per field: a reviewable file."""
+        d = {k: [round(float(v), 6) for v in getattr(self, k)] for k in self.FIELDS} | provenance
+        return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) + "\n}"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> "ReferenceScale":
+        arrays = [np.asarray(d[k], np.float32) for k in cls.FIELDS]
+        if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1 or not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError("a reference scale needs five equal-length finite vectors: " + ", ".join(cls.FIELDS))
+        return cls(*arrays)
+
+
+def load_reference_scale(weights_dir: str | Path) -> ReferenceScale | None:
+    """The weights folder's reference_scale.json, or None (logged) where it has none or it is unreadable."""
+    path = Path(weights_dir) / REFERENCE_SCALE_FILE
+    if not path.is_file():
+        log.info("no %s in %s: style references are taken on the model's scale as given", REFERENCE_SCALE_FILE,
+                 weights_dir)
+        return None
+    try:
+        return ReferenceScale.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("ignoring %s (%s): style references are taken on the model's scale as given", path, e)
+        return None
+
+
+def to_model_scale(coeffs: np.ndarray, scale: ReferenceScale, spec: MotionSpec = DEFAULT_SPEC) -> np.ndarray:
+    """A clip fitted by the face tracker, mapped channel by channel from the fitted population's mean and spread
+    onto the corpus's (expression channels kept in 0..1). A channel that never moves in one of the two populations
+    is set to the corpus's mean: there is no scale to carry its motion across."""
+    c = np.asarray(coeffs, np.float64)
+    fs, cs = scale.fitted_std.astype(np.float64), scale.corpus_std.astype(np.float64)
+    ok = (fs > 1e-4) & (cs > 1e-4)
+    ratio = np.where(ok, cs / np.maximum(fs, 1e-4), 0.0)
+    out = scale.corpus_mean + (c - scale.fitted_mean) * ratio
+    return spec.clip(out)

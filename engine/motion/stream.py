@@ -119,9 +119,10 @@ class StyleEStream:
     """One stream's state; `step(frames)` -> coefficients. Not thread-safe; one per session."""
 
     def __init__(self, graphs: Graphs, cfg: StreamConfig, emotion: np.ndarray, style: np.ndarray,
-                 spread: np.ndarray | None = None) -> None:
+                 spread: np.ndarray | None = None, gain: np.ndarray | None = None) -> None:
         self.g, self.cfg = graphs, cfg
-        self.amplitude = AmplitudeMatch(N_COEFFS, spread)  # the style reference's motion spread (None: off)
+        # the style reference's motion spread and articulation gain (None: off)
+        self.amplitude = AmplitudeMatch(N_COEFFS, spread, gain)
         self._check(cfg)
         self.schedule: Schedule = make_schedule(cfg.steps)
         self._emotion_target = np.asarray(emotion, np.float32)
@@ -168,11 +169,11 @@ class StyleEStream:
         if immediate:
             self.emotion = self._emotion_target.copy()
 
-    def set_style(self, code: np.ndarray, spread: np.ndarray | None = None) -> None:
-        """New style code (glides in like emotion) and its reference clip's motion spread (engine.motion.amplitude;
-        None turns amplitude matching off, as for the neutral style)."""
+    def set_style(self, code: np.ndarray, spread: np.ndarray | None = None, gain: np.ndarray | None = None) -> None:
+        """New style code (glides in like emotion) and its reference clip's motion spread and articulation gain
+        (engine.motion.amplitude; None turns that matching off, as for the neutral style; gains glide too)."""
         self._style_target = np.asarray(code, np.float32)
-        self.amplitude.set_target(spread)
+        self.amplitude.set_target(spread, gain)
 
     def _glide(self, k: int) -> None:
         a = 1.0 - math.exp(-k / (25.0 * max(self.cfg.blend_s, 1e-3)))

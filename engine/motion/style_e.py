@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import InputError, NotAvailableError
-from engine.motion.amplitude import reference_spread
+from engine.motion.amplitude import articulation_gain, reference_spread
 from engine.motion.stream import PHONE_WEIGHT, SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
-from engine.motion.reference import check_reference
+from engine.motion.reference import ReferenceScale, check_reference, load_reference_scale, to_model_scale
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
                                         minilm_embed)
 from engine.spec import DEFAULT_SPEC
@@ -44,11 +44,13 @@ def default_weights_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class StyleRef:
-    """A style reference as a stream uses it: the style encoder's (32,) code and the clip's (34,) motion spread
-    per channel (engine.motion.amplitude.reference_spread), which the stream's motion is scaled toward."""
+    """A style reference as a stream uses it: the style encoder's (32,) code, the clip's (34,) motion spread per
+    channel (engine.motion.amplitude.reference_spread), which the stream's motion is scaled toward, and its (34,)
+    articulation gain (engine.motion.amplitude.articulation_gain; None where the weights have no reference scale)."""
 
     code: np.ndarray
     spread: np.ndarray | None = None
+    gain: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class StyleEModel:
     neutral_style: np.ndarray
     coef_std: np.ndarray  # (34,) training spread per channel: the unit for motion statistics
     meta: dict[str, object]
+    scale: ReferenceScale | None = None  # the corpus's and the face tracker's scales (reference_scale.json)
 
     def emotion_code(self, prompt: str, pace_s: float = 0.0) -> np.ndarray:
         """(8,) emotion weights of a prompt; `pace_s` > 0 spreads a new prompt's encoder work out (live use)."""
@@ -74,9 +77,12 @@ class StyleEModel:
         return self.style_graph.run({"ref": ref[None]})[0][0].astype(np.float32)
 
     def style(self, coeffs: np.ndarray) -> StyleRef:
-        """(T, 34) reference coefficients -> its code and motion spread; InputError if it cannot give a style."""
+        """(T, 34) reference coefficients on the model's scale (a fitted clip goes through `to_model_scale` first,
+        as read_style_reference does) -> its code, motion spread and articulation gain; InputError if it cannot
+        give a style."""
         ref = check_reference(coeffs)
-        return StyleRef(self._code(ref), reference_spread(ref))
+        gain = articulation_gain(ref, self.scale.levels) if self.scale is not None else None
+        return StyleRef(self._code(ref), reference_spread(ref), gain)
 
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
@@ -86,7 +92,7 @@ class StyleEModel:
         """A new stream; `style`: a reference (code + spread), a bare code (no amplitude matching) or None
         (the neutral style)."""
         ref = style if isinstance(style, StyleRef) else StyleRef(self.neutral_style if style is None else style)
-        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread)
+        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread, ref.gain)
 
 
 def load_model(weights_dir: str | Path | None = None, clip_path: str | None = None, threads: int = 1) -> StyleEModel:
@@ -115,16 +121,21 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
                     OrtGraph(d / "denoiser_teacher.onnx", threads), students, int(meta["teacher_steps"]),
                     int(meta["config"]["lookahead"]))
     text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed, span, lexicon=default_lexicon())
-    return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta)
+    return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta,
+                       load_reference_scale(d))
 
 
 STYLE_VIDEO_MAX_FRAMES = 500  # a video reference is fitted over its first 500 frames (20 s at 25 fps)
 STYLE_VIDEO_MAX_SIDE = 720  # ... decoded at most 720 px on its longer side
 
 
-def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES) -> np.ndarray:
-    """A style reference from a file: .npz (a `coeffs` array, e.g. an `s2t data fit` output), .npy, or a video
-    (its first `max_frames` frames fitted with the face tracker; frames without a face are left out)."""
+def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES,
+                         scale: ReferenceScale | None = None) -> np.ndarray:
+    """A style reference from a file, on the model's scale: .npz (a `coeffs` array; an `s2t data fit` output,
+    recognised by its `valid` array, is a face-tracker fit), .npy (taken as given), or a video (its first
+    `max_frames` frames fitted with the face tracker; frames without a face are left out). Face-tracker fits are
+    mapped onto the model's scale with `scale` (default: the reference_scale.json of the default weights folder;
+    without one they are passed as fitted, with a warning)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"style reference not found: {p}")
@@ -132,7 +143,13 @@ def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRA
         with np.load(p, allow_pickle=False) as z:
             if "coeffs" not in z.files:
                 raise InputError(f"{p}: no 'coeffs' array (have {', '.join(z.files)})")
-            return np.asarray(z["coeffs"], np.float32)
+            coeffs = np.asarray(z["coeffs"], np.float32)
+            if "valid" not in z.files:
+                return coeffs
+            valid = np.asarray(z["valid"], bool).reshape(-1)
+            if valid.shape == (len(coeffs),):
+                coeffs = coeffs[valid]
+        return _fitted_to_model_scale(coeffs, p, scale)
     if p.suffix.lower() == ".npy":
         return np.asarray(np.load(p, allow_pickle=False), np.float32)
     from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
@@ -140,7 +157,18 @@ def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRA
     fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
     if not fit.valid.any():
         raise InputError(f"{p}: no face found in the style reference video")
-    return fit.coeffs[fit.valid]
+    return _fitted_to_model_scale(fit.coeffs[fit.valid], p, scale)
+
+
+def _fitted_to_model_scale(coeffs: np.ndarray, path: Path, scale: ReferenceScale | None) -> np.ndarray:
+    scale = scale or load_reference_scale(default_weights_dir())
+    if scale is None:
+        log.warning("%s is a face-tracker fit and the weights have no reference scale: it is used on the tracker's "
+                    "scale (its brows and head may be matched several times too lively)", path.name)
+        return coeffs
+    if len(coeffs) == 0 or coeffs.ndim != 2 or coeffs.shape[1] != len(scale.levels):
+        return coeffs  # check_reference says what is wrong with it
+    return to_model_scale(coeffs, scale)
 
 
 class StyleEMotion:
@@ -227,7 +255,7 @@ class StyleEStage:
 
     def set_style_reference(self, coeffs: np.ndarray) -> None:
         ref = self.model.style(coeffs)
-        self._stream.set_style(ref.code, ref.spread)
+        self._stream.set_style(ref.code, ref.spread, ref.gain)
 
     def set_quality(self, level: "QualityLevel") -> None:
         steps = int(getattr(level, "steps", 2))

@@ -23,6 +23,7 @@ from engine.metrics import best_lag_pearson
 from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig
 from engine.motion.audio_train import encode_audio, train_audio_encoder
 from engine.motion.denoiser import Denoiser, DenoiserConfig
+from engine.motion.reference import REFERENCE_SCALE_FILE, ReferenceScale
 from engine.motion.sampler import alpha_sigma
 from engine.motion.style_encoder import StyleEncoder
 from engine.motion.text_encoder import minilm_embed
@@ -450,8 +451,44 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "style_e.npz", **arrays)
     (out / "style_e.json").write_text(json.dumps(meta, indent=1))
+    if cfg.real is not None:
+        write_reference_scale(out, cfg.corpus, cfg.real, cfg.shards)
     log.info("wrote %s (%.0f s)", out / "style_e.npz", time.perf_counter() - t0)
     return meta
+
+
+def fit_reference_scale(corpus: str | Path, real: str | Path, shards: int) -> tuple[ReferenceScale, dict[str, object]]:
+    """The corpus's and the face tracker's per-channel scales (engine.motion.reference): levels = the mean of the
+    training utterances' mean levels; corpus mean/spread over their frames; fitted mean/spread over the valid
+    frames of every fitted real clip in `real` (an `s2t data fit` folder). Returns it and its provenance."""
+    c = load_corpus(corpus, None, shards, ("train",))
+    synth = [u.coeffs for u in c.synth if len(u.coeffs) >= 40]
+    if not synth:
+        raise InputError(f"no synthetic training utterances in {corpus}")
+    fits = []
+    for f in sorted(Path(real).glob("*.npz")):
+        with np.load(f, allow_pickle=False) as z:
+            if "coeffs" in z.files and "valid" in z.files:
+                fits.append(np.asarray(z["coeffs"], np.float64)[np.asarray(z["valid"], bool)])
+    fits = [x for x in fits if len(x)]
+    if not fits:
+        raise InputError(f"no fitted clips (npz with coeffs + valid) in {real}; run `s2t data fit` first")
+    frames, fitted = np.concatenate(synth).astype(np.float64), np.concatenate(fits)
+    scale = ReferenceScale(np.mean([u.mean(0) for u in synth], 0).astype(np.float32),
+                           frames.mean(0).astype(np.float32), frames.std(0).astype(np.float32),
+                           fitted.mean(0).astype(np.float32), fitted.std(0).astype(np.float32))
+    return scale, {"synthetic_utterances": len(synth), "synthetic_frames": len(frames), "fitted_clips": len(fits),
+                   "fitted_frames": len(fitted), "corpus": str(corpus), "real": str(real)}
+
+
+def write_reference_scale(weights_dir: str | Path, corpus: str | Path, real: str | Path, shards: int) -> Path:
+    """Compute the reference scale (fit_reference_scale) into `weights_dir`/reference_scale.json."""
+    scale, provenance = fit_reference_scale(corpus, real, shards)
+    out = Path(weights_dir) / REFERENCE_SCALE_FILE
+    out.write_text(scale.to_json(**provenance) + "\n")
+    log.info("wrote %s (%d utterances, %d fitted clips)", out, provenance["synthetic_utterances"],
+             provenance["fitted_clips"])
+    return out
 
 
 @dataclass(slots=True)

@@ -242,8 +242,9 @@ class Engine:
         self._emotion = text
 
     async def set_style_reference(self, clip: np.ndarray | str | Path) -> None:
-        """Talking style from (T, 34) coefficients, a .npz/.npy file of them, or a video of a talking face
-        (fitted in a child process; the stream keeps its pace meanwhile)."""
+        """Talking style from (T, 34) coefficients on the model's scale, a .npz/.npy file of them, or a video of a
+        talking face (fitted in a child process; the stream keeps its pace meanwhile). Face-tracker fits (videos,
+        `s2t data fit` outputs) are mapped onto the model's scale as they are read (engine.motion.reference)."""
         if isinstance(clip, (str, Path)):
             from engine.runtime.style_ref import read_style_reference_async
 

@@ -1,0 +1,161 @@
+"""Style references on the right scale: articulation gains from a reference's mouth levels, the face tracker's fits
+mapped onto the corpus's scale (engine.motion.reference), and the recipe step that measures both scales."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.motion import amplitude as A
+from engine.motion.reference import (REFERENCE_SCALE_FILE, ReferenceScale, load_reference_scale,
+                                     to_model_scale)
+
+LEVELS = np.full(34, 0.2, np.float32)
+
+
+def _scale(fitted_mean: float = 0.5, fitted_std: float = 0.25) -> ReferenceScale:
+    return ReferenceScale(LEVELS.copy(), np.full(34, 0.2, np.float32), np.full(34, 0.1, np.float32),
+                          np.full(34, fitted_mean, np.float32), np.full(34, fitted_std, np.float32))
+
+
+def test_articulation_gain_reads_the_mouth_levels_caps_them_and_leaves_the_rest() -> None:
+    ref = np.full((50, 34), 0.2, np.float32)
+    ref[:, 0] = 0.3  # opens the jaw 1.5x the corpus level
+    ref[:, 1] = 0.1  # closes the lips half as much: capped at 1/1.5
+    ref[:, 4] = 0.8  # smiles a lot: emotion's channel, not articulation
+    ref[:, 20] = 0.9  # blinks: not articulation
+    g = A.articulation_gain(ref, LEVELS)
+    assert g.shape == (34,) and g.dtype == np.float32
+    assert g[0] == pytest.approx(1.5) and g[1] == pytest.approx(1 / A.ARTICULATION_CAP)
+    assert g[4] == 1.0 and g[20] == 1.0 and g[28] == 1.0
+    assert all(g[c] == pytest.approx(1.0) for c in A.ARTICULATION_CHANNELS[2:])
+    still = LEVELS.copy()
+    still[2] = 0.0  # a channel the corpus never uses: no ratio to read, gain 1
+    assert A.articulation_gain(ref, still)[2] == 1.0
+    with pytest.raises(ValueError):
+        A.articulation_gain(ref[:, :10], LEVELS)
+
+
+def test_stream_gain_scales_articulation_channels_and_glides_to_a_new_one() -> None:
+    rng = np.random.default_rng(0)
+    x = (0.3 + 0.1 * rng.random((200, 34))).astype(np.float32)
+    gain = np.ones(34, np.float32)
+    gain[0], gain[8] = 1.4, 0.8
+    am = A.AmplitudeMatch(34, None, gain)
+    out = np.concatenate([am(x[i:i + 2]) for i in range(0, 100, 2)])
+    np.testing.assert_allclose(out[:, 0], 1.4 * x[:100, 0], rtol=1e-5)  # taken at once before the first chunk
+    np.testing.assert_allclose(out[:, 8], 0.8 * x[:100, 8], rtol=1e-5)
+    np.testing.assert_array_equal(out[:, 14:], x[:100, 14:])  # no spread target: the rest passes through
+    am.set_target(None, None)  # the reference taken away: back to 1, gliding
+    out2 = np.concatenate([am(x[i:i + 2]) for i in range(100, 200, 2)])
+    ratio = out2[:, 0] / x[100:, 0]
+    assert 1.0 < ratio[0] < 1.4 and abs(ratio[-1] - 1.0) < 1e-3 and (np.diff(ratio) <= 1e-6).all()
+    with pytest.raises(ValueError):
+        am.set_target(None, np.zeros(34))
+    np.testing.assert_array_equal(A.AmplitudeMatch(34)(x), x)  # nothing given: identity
+
+
+def test_fitted_clips_are_mapped_from_the_tracker_population_onto_the_corpus() -> None:
+    rng = np.random.default_rng(1)
+    scale = _scale(fitted_mean=0.5, fitted_std=0.25)
+    scale.corpus_std[25] = 0.0  # a channel that never moves in the corpus
+    fitted = (0.5 + 0.25 * rng.standard_normal((4000, 34))).astype(np.float32)
+    out = to_model_scale(fitted, scale)
+    expr = slice(0, 25)
+    assert np.abs(out[:, expr].mean(0) - 0.2).max() < 0.01 and np.abs(out[:, expr].std(0) - 0.1).max() < 0.01
+    assert np.allclose(out[:, 25], 0.2)  # no scale to carry its motion: held at the corpus's mean
+    assert out[:, :28].min() >= 0.0 and out[:, :28].max() <= 1.0
+    lively = fitted.copy()
+    lively[:, 0] = 0.5 + 0.5 * (fitted[:, 0] - 0.5)  # a speaker who moves half as much as the typical fit
+    assert to_model_scale(lively, scale)[:, 0].std() == pytest.approx(0.05, rel=0.05)
+
+
+def test_reference_scale_file_round_trips_and_a_bad_one_is_ignored(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    s = _scale()
+    (tmp_path / REFERENCE_SCALE_FILE).write_text(s.to_json(fitted_clips=3))
+    back = load_reference_scale(tmp_path)
+    assert back is not None and np.allclose(back.fitted_mean, s.fitted_mean)
+    assert json.loads((tmp_path / REFERENCE_SCALE_FILE).read_text())["fitted_clips"] == 3
+    assert load_reference_scale(tmp_path / "none") is None
+    (tmp_path / REFERENCE_SCALE_FILE).write_text(json.dumps({"levels": [1.0, float("nan")]}))
+    with caplog.at_level(logging.WARNING):
+        assert load_reference_scale(tmp_path) is None
+    assert "ignoring" in caplog.text
+
+
+def test_read_style_reference_maps_tracker_fits_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from engine.motion.style_e import read_style_reference
+
+    rng = np.random.default_rng(2)
+    coeffs = (0.5 + 0.25 * rng.standard_normal((60, 34))).astype(np.float32)
+    valid = np.ones(60, bool)
+    valid[:10] = False
+    np.savez(tmp_path / "fit.npz", coeffs=coeffs, valid=valid)  # an `s2t data fit` output
+    np.savez(tmp_path / "plain.npz", coeffs=coeffs)  # coefficients on the model's scale
+    np.save(tmp_path / "plain.npy", coeffs)
+    scale = _scale()
+    got = read_style_reference(tmp_path / "fit.npz", scale=scale)
+    np.testing.assert_allclose(got, to_model_scale(coeffs[10:], scale), atol=1e-6)  # untracked frames dropped
+    np.testing.assert_array_equal(read_style_reference(tmp_path / "plain.npz", scale=scale), coeffs)
+    np.testing.assert_array_equal(read_style_reference(tmp_path / "plain.npy", scale=scale), coeffs)
+    shipped = read_style_reference(tmp_path / "fit.npz")  # the default weights' reference_scale.json
+    assert not np.allclose(shipped, coeffs[10:])
+
+
+def test_shipped_weights_read_a_reference_with_its_articulation_gain() -> None:
+    from engine.motion.style_e import StyleRef, load_model
+    from engine.motion.stream import StreamConfig
+
+    model = load_model()
+    assert model.scale is not None, "the shipped weights need reference_scale.json"
+    ref = np.tile(model.scale.levels, (40, 1))
+    ref[:, 0] *= 1.3  # a clip that opens the jaw 1.3x as far as the corpus does
+    style = model.style(ref)
+    assert style.gain is not None and style.gain[0] == pytest.approx(1.3, rel=1e-3)
+    audio = (0.1 * np.sin(np.arange(16000 * 2) * 2 * np.pi * 220 / 16000)).astype(np.float32).reshape(-1, 640)
+    cfg = StreamConfig(chunk=2, seed=3, phone_weight=0.0)
+    run = lambda s: np.concatenate([model.stream(cfg, "calm", s).step(audio[i:i + 2])  # noqa: E731
+                                    for i in range(0, len(audio), 2)])
+    a, b = run(style), run(StyleRef(style.code, style.spread, None))
+    open_ = b[:, 0] < 0.7  # where the wider jaw is not clipped at 1
+    np.testing.assert_allclose(a[open_, 0], 1.3 * b[open_, 0], rtol=1e-3, atol=1e-5)
+    np.testing.assert_array_equal(a[:, 4:8], b[:, 4:8])  # smile and frown: emotion's, untouched
+
+
+def test_recipe_step_measures_both_scales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clients.cli import build_parser
+    from clients.train import style_e_config
+    from engine.errors import InputError
+    from engine.motion import train as T
+
+    rng = np.random.default_rng(3)
+    synth = [T.Utt(np.zeros((60, 320), np.float16), (0.3 + 0.1 * rng.random((60, 34))).astype(np.float32),
+                   np.eye(8, dtype=np.float32)[0], 0, 0, -1, "train", "v", None) for _ in range(4)]
+    corpus = T.Corpus(synth, [], np.zeros((1, 384), np.float32), np.zeros(1, np.int64), np.zeros(1, bool),
+                      np.zeros(1, np.int64))
+    monkeypatch.setattr(T, "load_corpus", lambda *a, **k: corpus)
+    real = tmp_path / "real"
+    real.mkdir()
+    with pytest.raises(InputError, match="s2t data fit"):
+        T.fit_reference_scale("corpus", real, 1)
+    valid = np.ones(30, bool)
+    valid[0] = False
+    fit = np.full((30, 34), 0.7, np.float32)
+    fit[0] = 100.0  # an untracked frame: left out
+    np.savez(real / "a.npz", coeffs=fit, valid=valid)
+    path = T.write_reference_scale(tmp_path, "corpus", real, 1)
+    s = load_reference_scale(tmp_path)
+    assert path.name == REFERENCE_SCALE_FILE and s is not None
+    assert np.allclose(s.fitted_mean, 0.7) and np.allclose(s.fitted_std, 0.0)
+    frames = np.concatenate([u.coeffs for u in synth])
+    assert np.allclose(s.corpus_mean, frames.mean(0), atol=1e-6) and np.allclose(s.levels, frames.mean(0), atol=1e-6)
+    p = build_parser()
+    args = p.parse_args(["train", "style-e", "--reference-scale-only"])
+    assert args.reference_scale_only
+    with pytest.raises(InputError, match="give one"):
+        style_e_config(p.parse_args(["train", "style-e", "--reference-scale-only", "--audio-only"]))
