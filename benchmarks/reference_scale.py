@@ -8,6 +8,7 @@ the model's scale. Reported per clip and as medians over clips:
   over the same stream given the bare style code (1 = the reference changes nothing; AmplitudeMatch caps at 4);
 - articulation gain on jawOpen and the lip channels (engine.motion.amplitude.articulation_gain, capped at 1.5):
   how far the reference is read as opening the mouth more or less than the typical training utterance;
+- the articulation tempo's smoothing pole (median over those channels; 0 = as brisk as the corpus or brisker);
 - the share of channel gains that sit at their caps (a clip read on the wrong scale piles up there).
 The same figures for corpus utterances used as references (13 test utterances, other voices) say what an
 in-domain reference does: a real clip read on the right scale should look like them, not pinned to one side.
@@ -34,6 +35,7 @@ log = logging.getLogger("reference_scale")
 GROUPS = {"brows": range(14, 19), "blinks": range(19, 21), "eyes_cheeks_nose": range(21, 28),
           "head_rotation": range(28, 31), "head_translation": range(31, 33)}
 LIPS = [c for c in A.ARTICULATION_CHANNELS if c != 0]
+MEDIANS = ("jaw_gain", "lip_gain_median", "tempo_pole_median", "amplitude_at_cap_share", "articulation_at_cap_share")
 
 
 def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
@@ -48,10 +50,12 @@ def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
     g = A.AmplitudeMatch(34, ref.spread)  # the amplitude gains the stream would aim at, per matched channel
     moving = s_off[A.FIRST_CHANNEL:] > 1e-4
     aim = np.clip(g.target / np.maximum(s_off[A.FIRST_CHANNEL:], 1e-6), 1 / A.CAP, A.CAP)[moving]  # type: ignore[operator]
-    gain = ref.gain if ref.gain is not None else np.ones(34)
+    gain = ref.articulation.gain if ref.articulation is not None else np.ones(34)
+    pole = ref.articulation.pole if ref.articulation is not None else np.zeros(34)
     art = gain[list(A.ARTICULATION_CHANNELS)]
     return {"lift": {k: round(float(np.median(lift[list(v)])), 3) for k, v in GROUPS.items()},
             "jaw_gain": round(float(gain[0]), 3), "lip_gain_median": round(float(np.median(gain[LIPS])), 3),
+            "tempo_pole_median": round(float(np.median(pole[list(A.ARTICULATION_CHANNELS)])), 3),
             "amplitude_at_cap_share": round(float(np.mean((aim >= A.CAP * 0.999) | (aim <= 1.001 / A.CAP))), 3),
             "articulation_at_cap_share": round(float(np.mean((art >= A.ARTICULATION_CAP * 0.999)
                                                               | (art <= 1.001 / A.ARTICULATION_CAP))), 3)}
@@ -88,9 +92,7 @@ def main() -> None:
     for side in ("tracker_scale", "model_scale", "corpus_references"):
         rows = in_domain if side == "corpus_references" else [v[side] for v in clips.values()]
         summary[side] = {"lift_median": {k: round(float(np.median([r["lift"][k] for r in rows])), 3) for k in GROUPS},
-                         **{k: round(float(np.median([r[k] for r in rows])), 3)
-                            for k in ("jaw_gain", "lip_gain_median", "amplitude_at_cap_share",
-                                      "articulation_at_cap_share")},
+                         **{k: round(float(np.median([r[k] for r in rows])), 3) for k in MEDIANS},
                          "jaw_gain_range": [round(float(min(r["jaw_gain"] for r in rows)), 3),
                                             round(float(max(r["jaw_gain"] for r in rows)), 3)]}
     out = {"utterance": utt.voice, "utterance_frames": len(utt.coeffs), "clips": len(clips),

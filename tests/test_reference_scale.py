@@ -1,5 +1,5 @@
-"""Style references on the right scale: articulation gains from a reference's mouth levels, the face tracker's fits
-mapped onto the corpus's scale (engine.motion.reference), and the recipe step that measures both scales."""
+"""Style references on the right scale: articulation (gain and tempo) from a reference's mouth, the face
+tracker's fits mapped onto the corpus's scale (engine.motion.reference), and the recipe step measuring both."""
 
 from __future__ import annotations
 
@@ -15,47 +15,79 @@ from engine.motion.reference import (REFERENCE_SCALE_FILE, ReferenceScale, load_
                                      to_model_scale)
 
 LEVELS = np.full(34, 0.2, np.float32)
+TEMPO = np.full(34, 0.3, np.float32)
 
 
 def _scale(fitted_mean: float = 0.5, fitted_std: float = 0.25) -> ReferenceScale:
-    return ReferenceScale(LEVELS.copy(), np.full(34, 0.2, np.float32), np.full(34, 0.1, np.float32),
+    return ReferenceScale(LEVELS.copy(), TEMPO.copy(), np.full(34, 0.2, np.float32), np.full(34, 0.1, np.float32),
                           np.full(34, fitted_mean, np.float32), np.full(34, fitted_std, np.float32))
 
 
-def test_articulation_gain_reads_the_mouth_levels_caps_them_and_leaves_the_rest() -> None:
-    ref = np.full((50, 34), 0.2, np.float32)
-    ref[:, 0] = 0.3  # opens the jaw 1.5x the corpus level
-    ref[:, 1] = 0.1  # closes the lips half as much: capped at 1/1.5
+def _ref(frames: int = 400, period: float = 10.0) -> np.ndarray:
+    """Every channel at the corpus level 0.2, moving as a sine of `period` frames."""
+    t = np.arange(frames)[:, None]
+    return (0.2 + 0.1 * np.sin(2 * np.pi * t / period) * np.ones((1, 34))).astype(np.float32)
+
+
+def test_articulation_reads_the_mouth_levels_caps_them_and_leaves_the_rest() -> None:
+    ref = _ref()
+    ref[:, 0] *= 1.5  # opens the jaw 1.5x the corpus level
+    ref[:, 1] *= 0.5  # closes the lips half as much: capped at 1/1.5
     ref[:, 4] = 0.8  # smiles a lot: emotion's channel, not articulation
     ref[:, 20] = 0.9  # blinks: not articulation
-    g = A.articulation_gain(ref, LEVELS)
+    art = A.articulation(ref, LEVELS, TEMPO)
+    g = art.gain
     assert g.shape == (34,) and g.dtype == np.float32
-    assert g[0] == pytest.approx(1.5) and g[1] == pytest.approx(1 / A.ARTICULATION_CAP)
+    assert g[0] == pytest.approx(1.5, rel=1e-3) and g[1] == pytest.approx(1 / A.ARTICULATION_CAP)
     assert g[4] == 1.0 and g[20] == 1.0 and g[28] == 1.0
-    assert all(g[c] == pytest.approx(1.0) for c in A.ARTICULATION_CHANNELS[2:])
+    assert all(g[c] == pytest.approx(1.0, rel=1e-3) for c in A.ARTICULATION_CHANNELS[2:])
     still = LEVELS.copy()
     still[2] = 0.0  # a channel the corpus never uses: no ratio to read, gain 1
-    assert A.articulation_gain(ref, still)[2] == 1.0
+    assert A.articulation(ref, still, TEMPO).gain[2] == 1.0
     with pytest.raises(ValueError):
-        A.articulation_gain(ref[:, :10], LEVELS)
+        A.articulation(ref[:, :10], LEVELS, TEMPO)
 
 
-def test_stream_gain_scales_articulation_channels_and_glides_to_a_new_one() -> None:
+def test_articulation_tempo_smooths_a_slow_reference_only() -> None:
+    brisk, slow = _ref(period=8.0), _ref(period=40.0)
+    t_brisk = A.mouth_tempo(brisk)
+    # against a corpus exactly as brisk: no smoothing; a 5x slower clip: the largest pole, articulation channels only
+    assert (A.articulation(brisk, LEVELS, t_brisk).pole == 0).all()
+    pole = A.articulation(slow, LEVELS, t_brisk).pole
+    assert all(pole[c] == pytest.approx(A.MAX_TEMPO_POLE) for c in A.ARTICULATION_CHANNELS)
+    assert (np.delete(pole, list(A.ARTICULATION_CHANNELS)) == 0).all()
+    slower = _ref(period=10.0)  # a little slower than the corpus: a pole of 1 - its tempo ratio
+    ratio = A.mouth_tempo(slower)[0] / t_brisk[0]
+    assert 0.7 < ratio < 0.9
+    assert A.articulation(slower, LEVELS, t_brisk).pole[0] == pytest.approx(1 - ratio, rel=1e-4)
+    still = slow.copy()
+    still[:, 3] = 0.2  # a reference whose pucker never moves says nothing about its tempo
+    assert A.articulation(still, LEVELS, t_brisk).pole[3] == 0.0
+
+
+def test_stream_articulation_scales_smooths_and_glides_to_a_new_one() -> None:
     rng = np.random.default_rng(0)
     x = (0.3 + 0.1 * rng.random((200, 34))).astype(np.float32)
-    gain = np.ones(34, np.float32)
+    gain, pole = np.ones(34, np.float32), np.zeros(34, np.float32)
     gain[0], gain[8] = 1.4, 0.8
-    am = A.AmplitudeMatch(34, None, gain)
+    pole[1] = 0.5
+    am = A.AmplitudeMatch(34, None, A.Articulation(gain, pole))
     out = np.concatenate([am(x[i:i + 2]) for i in range(0, 100, 2)])
     np.testing.assert_allclose(out[:, 0], 1.4 * x[:100, 0], rtol=1e-5)  # taken at once before the first chunk
     np.testing.assert_allclose(out[:, 8], 0.8 * x[:100, 8], rtol=1e-5)
+    want = [x[0, 1]]
+    for v in x[1:100, 1]:
+        want.append(0.5 * v + 0.5 * want[-1])  # causal one-pole, across chunk seams
+    np.testing.assert_allclose(out[:, 1], want, rtol=1e-5)
     np.testing.assert_array_equal(out[:, 14:], x[:100, 14:])  # no spread target: the rest passes through
-    am.set_target(None, None)  # the reference taken away: back to 1, gliding
+    am.set_target(None, None)  # the reference taken away: back to gain 1, no smoothing, gliding
     out2 = np.concatenate([am(x[i:i + 2]) for i in range(100, 200, 2)])
     ratio = out2[:, 0] / x[100:, 0]
     assert 1.0 < ratio[0] < 1.4 and abs(ratio[-1] - 1.0) < 1e-3 and (np.diff(ratio) <= 1e-6).all()
     with pytest.raises(ValueError):
-        am.set_target(None, np.zeros(34))
+        am.set_target(None, A.Articulation(np.zeros(34), np.zeros(34)))
+    with pytest.raises(ValueError):
+        am.set_target(None, A.Articulation(np.ones(34), np.ones(34)))
     np.testing.assert_array_equal(A.AmplitudeMatch(34)(x), x)  # nothing given: identity
 
 
@@ -113,14 +145,19 @@ def test_shipped_weights_read_a_reference_with_its_articulation_gain() -> None:
 
     model = load_model()
     assert model.scale is not None, "the shipped weights need reference_scale.json"
-    ref = np.tile(model.scale.levels, (40, 1))
-    ref[:, 0] *= 1.3  # a clip that opens the jaw 1.3x as far as the corpus does
+    rng = np.random.default_rng(4)
+    ref = model.scale.levels * (1 + 0.5 * rng.standard_normal((400, 34))).astype(np.float32)  # brisk: no smoothing
+    ref[:, 0] *= 1.3 * model.scale.levels[0] / ref[:, 0].mean()  # a clip that opens the jaw 1.3x the corpus's
     style = model.style(ref)
-    assert style.gain is not None and style.gain[0] == pytest.approx(1.3, rel=1e-3)
+    art = style.articulation
+    assert art is not None and art.gain[0] == pytest.approx(1.3, rel=1e-3) and (art.pole == 0).all()
     audio = (0.1 * np.sin(np.arange(16000 * 2) * 2 * np.pi * 220 / 16000)).astype(np.float32).reshape(-1, 640)
     cfg = StreamConfig(chunk=2, seed=3, phone_weight=0.0)
-    run = lambda s: np.concatenate([model.stream(cfg, "calm", s).step(audio[i:i + 2])  # noqa: E731
-                                    for i in range(0, len(audio), 2)])
+
+    def run(s: StyleRef) -> np.ndarray:
+        stream = model.stream(cfg, "calm", s)
+        return np.concatenate([stream.step(audio[i:i + 2]) for i in range(0, len(audio), 2)])
+
     a, b = run(style), run(StyleRef(style.code, style.spread, None))
     open_ = b[:, 0] < 0.7  # where the wider jaw is not clipped at 1
     np.testing.assert_allclose(a[open_, 0], 1.3 * b[open_, 0], rtol=1e-3, atol=1e-5)
@@ -154,6 +191,7 @@ def test_recipe_step_measures_both_scales(tmp_path: Path, monkeypatch: pytest.Mo
     assert np.allclose(s.fitted_mean, 0.7) and np.allclose(s.fitted_std, 0.0)
     frames = np.concatenate([u.coeffs for u in synth])
     assert np.allclose(s.corpus_mean, frames.mean(0), atol=1e-6) and np.allclose(s.levels, frames.mean(0), atol=1e-6)
+    assert np.allclose(s.tempo, np.mean([A.mouth_tempo(u.coeffs) for u in synth], 0), atol=1e-6)
     p = build_parser()
     args = p.parse_args(["train", "style-e", "--reference-scale-only"])
     assert args.reference_scale_only

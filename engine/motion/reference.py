@@ -49,16 +49,18 @@ def check_reference(coeffs: np.ndarray, spec: MotionSpec = DEFAULT_SPEC) -> np.n
 class ReferenceScale:
     """Per-channel statistics (each (C,)) of the two scales a style reference can come on.
 
-    levels: the training corpus's mean level per utterance (the unit of the articulation gain);
-    corpus_mean/corpus_std: the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips."""
+    levels: the training corpus's mean level per utterance (the unit of the articulation gain); tempo: its mean
+    engine.motion.amplitude.mouth_tempo per utterance (the unit of the articulation tempo); corpus_mean/corpus_std:
+    the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips."""
 
     levels: np.ndarray
+    tempo: np.ndarray
     corpus_mean: np.ndarray
     corpus_std: np.ndarray
     fitted_mean: np.ndarray
     fitted_std: np.ndarray
 
-    FIELDS = ("levels", "corpus_mean", "corpus_std", "fitted_mean", "fitted_std")
+    FIELDS = ("levels", "tempo", "corpus_mean", "corpus_std", "fitted_mean", "fitted_std")
 
     def to_json(self, **provenance: object) -> str:
         """One line per field: a reviewable file."""
@@ -69,7 +71,7 @@ class ReferenceScale:
     def from_dict(cls, d: dict[str, object]) -> "ReferenceScale":
         arrays = [np.asarray(d[k], np.float32) for k in cls.FIELDS]
         if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1 or not all(np.isfinite(a).all() for a in arrays):
-            raise ValueError("a reference scale needs five equal-length finite vectors: " + ", ".join(cls.FIELDS))
+            raise ValueError("a reference scale needs equal-length finite vectors: " + ", ".join(cls.FIELDS))
         return cls(*arrays)
 
 

@@ -26,7 +26,7 @@ from engine.audio.features import mel_for_video
 from engine.audio.phones import PhoneTracker
 from engine.config import MotionConfig, check_phone_weight
 from engine.errors import InputError, NotAvailableError
-from engine.motion.amplitude import AmplitudeMatch
+from engine.motion.amplitude import AmplitudeMatch, Articulation
 from engine.motion.sampler import Schedule, ddim_step, make_schedule
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,10 @@ class StyleEStream:
     """One stream's state; `step(frames)` -> coefficients. Not thread-safe; one per session."""
 
     def __init__(self, graphs: Graphs, cfg: StreamConfig, emotion: np.ndarray, style: np.ndarray,
-                 spread: np.ndarray | None = None, gain: np.ndarray | None = None) -> None:
+                 spread: np.ndarray | None = None, articulation: Articulation | None = None) -> None:
         self.g, self.cfg = graphs, cfg
-        # the style reference's motion spread and articulation gain (None: off)
-        self.amplitude = AmplitudeMatch(N_COEFFS, spread, gain)
+        # the style reference's motion spread and mouth articulation (None: off)
+        self.amplitude = AmplitudeMatch(N_COEFFS, spread, articulation)
         self._check(cfg)
         self.schedule: Schedule = make_schedule(cfg.steps)
         self._emotion_target = np.asarray(emotion, np.float32)
@@ -169,11 +169,12 @@ class StyleEStream:
         if immediate:
             self.emotion = self._emotion_target.copy()
 
-    def set_style(self, code: np.ndarray, spread: np.ndarray | None = None, gain: np.ndarray | None = None) -> None:
-        """New style code (glides in like emotion) and its reference clip's motion spread and articulation gain
-        (engine.motion.amplitude; None turns that matching off, as for the neutral style; gains glide too)."""
+    def set_style(self, code: np.ndarray, spread: np.ndarray | None = None,
+                  articulation: Articulation | None = None) -> None:
+        """New style code (glides in like emotion) and its reference clip's motion spread and articulation
+        (engine.motion.amplitude; None turns that matching off, as for the neutral style; all glide)."""
         self._style_target = np.asarray(code, np.float32)
-        self.amplitude.set_target(spread, gain)
+        self.amplitude.set_target(spread, articulation)
 
     def _glide(self, k: int) -> None:
         a = 1.0 - math.exp(-k / (25.0 * max(self.cfg.blend_s, 1e-3)))

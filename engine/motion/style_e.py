@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import InputError, NotAvailableError
-from engine.motion.amplitude import articulation_gain, reference_spread
+from engine.motion.amplitude import Articulation, articulation, reference_spread
 from engine.motion.stream import PHONE_WEIGHT, SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import ReferenceScale, check_reference, load_reference_scale, to_model_scale
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
@@ -45,12 +45,13 @@ def default_weights_dir() -> Path:
 @dataclass(frozen=True, slots=True)
 class StyleRef:
     """A style reference as a stream uses it: the style encoder's (32,) code, the clip's (34,) motion spread per
-    channel (engine.motion.amplitude.reference_spread), which the stream's motion is scaled toward, and its (34,)
-    articulation gain (engine.motion.amplitude.articulation_gain; None where the weights have no reference scale)."""
+    channel (engine.motion.amplitude.reference_spread), which the stream's motion is scaled toward, and its mouth's
+    articulation, range and tempo (engine.motion.amplitude.articulation; None where the weights have no reference
+    scale)."""
 
     code: np.ndarray
     spread: np.ndarray | None = None
-    gain: np.ndarray | None = None
+    articulation: Articulation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +79,11 @@ class StyleEModel:
 
     def style(self, coeffs: np.ndarray) -> StyleRef:
         """(T, 34) reference coefficients on the model's scale (a fitted clip goes through `to_model_scale` first,
-        as read_style_reference does) -> its code, motion spread and articulation gain; InputError if it cannot
-        give a style."""
+        as read_style_reference does) -> its code, motion spread and articulation; InputError if it cannot give a
+        style."""
         ref = check_reference(coeffs)
-        gain = articulation_gain(ref, self.scale.levels) if self.scale is not None else None
-        return StyleRef(self._code(ref), reference_spread(ref), gain)
+        art = articulation(ref, self.scale.levels, self.scale.tempo) if self.scale is not None else None
+        return StyleRef(self._code(ref), reference_spread(ref), art)
 
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
@@ -92,7 +93,7 @@ class StyleEModel:
         """A new stream; `style`: a reference (code + spread), a bare code (no amplitude matching) or None
         (the neutral style)."""
         ref = style if isinstance(style, StyleRef) else StyleRef(self.neutral_style if style is None else style)
-        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread, ref.gain)
+        return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread, ref.articulation)
 
 
 def load_model(weights_dir: str | Path | None = None, clip_path: str | None = None, threads: int = 1) -> StyleEModel:
@@ -255,7 +256,7 @@ class StyleEStage:
 
     def set_style_reference(self, coeffs: np.ndarray) -> None:
         ref = self.model.style(coeffs)
-        self._stream.set_style(ref.code, ref.spread, ref.gain)
+        self._stream.set_style(ref.code, ref.spread, ref.articulation)
 
     def set_quality(self, level: "QualityLevel") -> None:
         steps = int(getattr(level, "steps", 2))
