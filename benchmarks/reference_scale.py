@@ -47,9 +47,9 @@ def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
     off = StyleEMotion(model, cfg, "neutral", ref.code, 25.0).generate(audio)
     s_on, s_off = A.running_deviation(on).std(0), A.running_deviation(off).std(0)
     lift = s_on / np.maximum(s_off, 1e-6)
-    g = A.AmplitudeMatch(34, ref.spread)  # the amplitude gains the stream would aim at, per matched channel
+    target = np.asarray(ref.spread)[A.FIRST_CHANNEL:]  # the amplitude gains the stream aims at, per matched channel
     moving = s_off[A.FIRST_CHANNEL:] > 1e-4
-    aim = np.clip(g.target / np.maximum(s_off[A.FIRST_CHANNEL:], 1e-6), 1 / A.CAP, A.CAP)[moving]  # type: ignore[operator]
+    aim = np.clip(target / np.maximum(s_off[A.FIRST_CHANNEL:], 1e-6), 1 / A.CAP, A.CAP)[moving]
     gain = ref.articulation.gain if ref.articulation is not None else np.ones(34)
     pole = ref.articulation.pole if ref.articulation is not None else np.zeros(34)
     art = gain[list(A.ARTICULATION_CHANNELS)]

@@ -90,7 +90,7 @@ class StyleEModel:
 
     def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: StyleRef | np.ndarray | None = None
                ) -> StyleEStream:
-        """A new stream; `style`: a reference (code + spread), a bare code (no amplitude matching) or None
+        """A new stream; `style`: a reference (code, spread, articulation), a bare code (no matching) or None
         (the neutral style)."""
         ref = style if isinstance(style, StyleRef) else StyleRef(self.neutral_style if style is None else style)
         return StyleEStream(self.graphs, cfg, self.emotion_code(emotion), ref.code, ref.spread, ref.articulation)
@@ -122,8 +122,8 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
                     OrtGraph(d / "denoiser_teacher.onnx", threads), students, int(meta["teacher_steps"]),
                     int(meta["config"]["lookahead"]))
     text = TextEncoder(proj, clip_embed(clip_path) if clip_path else minilm_embed, span, lexicon=default_lexicon())
-    return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std, meta,
-                       load_reference_scale(d))
+    return StyleEModel(graphs, text, OrtGraph(d / "style_encoder.onnx", threads), neutral.astype(np.float32), coef_std,
+                       meta, load_reference_scale(d))
 
 
 STYLE_VIDEO_MAX_FRAMES = 500  # a video reference is fitted over its first 500 frames (20 s at 25 fps)
