@@ -148,6 +148,68 @@ def jaw_calibration(corpus: str, shards: int, utterances: int, seed: int = 0) ->
             "bias": round(float(g.mean() - scale * p.mean()), 4), "r_espeak_train": round(pearson(p, g), 4)}
 
 
+def _tracked_mouth(tr: Any, audio: np.ndarray, n: int) -> np.ndarray:
+    """(n, 14) mouth channels from the streaming tracker as the runtime reads them (K = 2, L = 2)."""
+    tr.reset()
+    a = np.pad(audio, (0, (n + 4) * CHUNK))[: (n + 4) * CHUNK]
+    out = []
+    for f in range(0, n + 2, 2):
+        tr.push(a[f * CHUNK : (f + 2) * CHUNK])
+        out.append(tr.mouth(f - 2, 2)[:, :14])
+    return np.concatenate(out)[2 : 2 + n]
+
+
+def lip_calibration(corpus: str, shards: int, utterances: int, seed: int = 0) -> dict[str, Any]:
+    """Gain per mouth channel (engine.audio.phones LIP_GAIN): the synthetic ground truth's motion within an
+    utterance (deviation from a ~1 s running mean) over the streamed (L = 2) phones' motion, on espeak-ng training
+    utterances. Within-utterance motion, not the whole spread: the corpus's spread of smile and upper lip includes
+    emotion, which phones do not hear."""
+    from engine.audio.phones import PhoneTracker
+    from engine.motion.amplitude import running_deviation
+    from engine.motion.train import load_corpus
+
+    synth = load_corpus(corpus, None, shards, ("train",), keep_audio=True).synth
+    pick = np.random.default_rng(seed).permutation(len(synth))[:utterances]
+    tr = PhoneTracker()
+    dp, dg = [], []
+    for i in pick:
+        u = synth[int(i)]
+        n = len(u.coeffs)
+        dp.append(running_deviation(_tracked_mouth(tr, u.audio, n)))
+        dg.append(running_deviation(u.coeffs[:n, :14]))
+    ph, gt = np.concatenate(dp).std(0), np.concatenate(dg).std(0)
+    gain = np.where(ph > 1e-6, gt / np.maximum(ph, 1e-6), 0.0)
+    return {"utterances": len(pick), "gain": [round(float(x), 3) for x in gain]}
+
+
+def real_lip_blend(corpus: str, real: str, weights: str, blend: tuple[float, ...] = (0.0, 0.2, 0.8)
+                   ) -> dict[str, Any]:
+    """Real clips: the lip shapes the stream gives (the shipped encoder's lip channels, which never trained on a
+    real clip, plus `phone_weight` of the phones' within-utterance motion, as engine.motion.stream does) against
+    the fitted lip channels, mean r over channels that move, per weight."""
+    from engine.audio.phones import LIP_GAIN, PhoneTracker
+    from engine.metrics import pearson
+    from engine.motion.amplitude import running_deviation
+    from engine.motion.audio_train import encode_audio
+    from engine.motion.train import load_corpus, load_modules
+
+    enc = load_modules(Path(weights) / "style_e.npz").audio
+    tr = PhoneTracker()
+    rows: dict[float, list[float]] = {w: [] for w in blend}
+    for u in load_corpus(corpus, real, 0, ("train",), keep_audio=True).real:
+        e = encode_audio(enc, u)
+        n = min(len(e), len(u.coeffs))
+        e = e[:n, :14].astype(np.float64)
+        moved = LIP_GAIN * running_deviation(_tracked_mouth(tr, u.audio, n)) - running_deviation(e)
+        moved[:, LIP_GAIN == 0] = 0.0
+        chans = [c for c in range(1, 14) if u.coeffs[:n, c].std() > 1e-3 and c not in (6, 7)]
+        for w in blend:
+            out = e + w * moved
+            rows[w].append(float(np.mean([pearson(out[:, c], u.coeffs[:n, c]) for c in chans])))
+    return {"clips": len(rows[blend[0]]), "channels": "mouth channels 1..13 that move in the fit, frowns left out",
+            "lip_shapes_r0_by_phone_weight": {str(w): round(float(np.mean(v)), 4) for w, v in rows.items()}}
+
+
 def real_scores(ps: PhoneStream, corpus: str, real: str, weights: str, looks: list[int]) -> dict[str, Any]:
     """Real clips: phone jaw vs the tracked opening; lip shapes vs the fitted channels; LOSO ridge feature sets."""
     from engine.metrics import best_lag_pearson, pearson
@@ -252,7 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lookaheads", default="0,2,4,8")
     p.add_argument("--calibration-utterances", type=int, default=400, help="espeak-ng training utterances the "
                    "phone jaw's scale is matched on")
+    p.add_argument("--lips-only", action="store_true", help="only the lip parts (lip_calibration, real_lip_blend), "
+                   "merged into an existing --json")
     a = p.parse_args(argv)
+    if a.lips_only:
+        out = Path(a.json)
+        res = json.loads(out.read_text()) if out.is_file() else {}
+        res["lip_calibration"] = lip_calibration(a.corpus, 2, 200)
+        res["real_lip_blend"] = real_lip_blend(a.corpus, a.real, a.weights)
+        res["lips_command"] = " ".join(["benchmarks/phone_mouth_probe.py", *(argv or sys.argv[1:])])
+        out.write_text(json.dumps(res, indent=1))
+        log.info("lip gains %s; real lips %s", res["lip_calibration"]["gain"], res["real_lip_blend"])
+        return 0
     looks = [int(x) for x in a.lookaheads.split(",")]
     ps = PhoneStream()
     t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--emotion", default="neutral", metavar="TEXT",
                    help='emotion prompt, e.g. "calm but slightly amused"')
     p.add_argument("--style-ref", metavar="CLIP", help="talking-style reference clip (needs --motion style-e)")
-    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: share of the jaw taken from recognised phones instead of the audio "
+    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: share of the mouth taken from recognised phones instead of the audio "
                    "encoder, 0..1 (default 0.2; 0.8 suits synthesized voices, e.g. a voice agent's TTS)")
     p.add_argument("--motion", choices=MOTIONS, default="style-e",
                    help="motion generator (default: style-e; baseline: audio envelope + keyword emotion)")

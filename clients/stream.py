@@ -215,7 +215,7 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-ref", default="", metavar="CLIP",
                    help="talking-style reference: a video of someone talking, or .npz/.npy coefficients (Style-E)")
     p.add_argument("--config", help="engine config TOML")
-    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: share of the jaw taken from recognised phones instead of the audio "
+    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: share of the mouth taken from recognised phones instead of the audio "
                    "encoder, 0..1 (default 0.2; 0.8 suits synthesized voices, e.g. a voice agent's TTS)")
     p.add_argument("--budget-ms", type=float, help="end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
 

@@ -33,10 +33,11 @@ class MotionConfig:
     lookahead_frames: int = 2  # L
     context_frames: int = 8  # P
     seed: int = 0
-    # Style-E: share of the jaw from recognised phones (engine.audio.phones). 0.2, the largest weight whose held-out
-    # real-speaker jaw stays within 0.005 of the encoder's alone (0.301 vs 0.297 at lag 0, leave-one-speaker-out),
-    # lifts unheard synthetic voices from 0.42 to 0.53; 0.8 suits synthesized speech (0.71), at 0.24 on real
-    # speakers (benchmarks/results/motion_quality.json "by_phone_weight", docs/style_e.md).
+    # Style-E: share of the mouth from recognised phones (engine.audio.phones: the jaw's value, the lips' motion).
+    # 0.2, the largest weight whose held-out real-speaker jaw stays within 0.005 of the encoder's alone (0.301 vs
+    # 0.297 at lag 0, leave-one-speaker-out), lifts unheard synthetic voices' jaw from 0.42 to 0.53; 0.8 suits
+    # synthesized speech (0.71), at 0.24 on real speakers (benchmarks/results/motion_quality.json
+    # "by_phone_weight", docs/style_e.md).
     phone_weight: float = 0.2
 
 

@@ -250,9 +250,10 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
     lines += ["Run time, not weights (all in the metrics below): emotion prompts' words are also read through a local "
               "WordNet when one is installed (engine/data/wordnet.py; Debian wordnet-base, `S2T_WORDNET=0` turns it "
               "off), a style reference's motion spread is matched online on the non-mouth channels and its "
-              "articulation range scales the jaw and lip channels (engine/motion/amplitude.py), and a share of the jaw "
-              "(`StreamConfig.phone_weight`, 0.2 by default) comes from phones recognised by pocketsphinx's bundled "
-              "acoustic model (engine/audio/phones.py; no weights of ours).", ""]
+              "articulation (range and tempo) scales and smooths the jaw and lip channels (engine/motion/amplitude.py), "
+              "and a share of the mouth (`StreamConfig.phone_weight`, 0.2 by default: the jaw's value, the lips' "
+              "motion) comes from phones recognised by pocketsphinx's bundled acoustic model (engine/audio/phones.py; "
+              "no weights of ours).", ""]
     if metrics:
         lines += ["## Metrics (benchmarks/motion_quality.py)", "", "```", json.dumps(metrics, indent=1), "```", ""]
     lines += ["## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

@@ -105,14 +105,25 @@ def run_stream(model, speech: np.ndarray, **kw) -> np.ndarray:  # noqa: ANN001, 
     return np.concatenate([s.step(frames[i : i + 2]) for i in range(0, len(frames) - 1, 2)])
 
 
-def test_phone_weight_moves_only_the_jaw(model, speech: np.ndarray) -> None:  # noqa: ANN001
+def test_phone_weight_moves_only_the_mouth(model, speech: np.ndarray) -> None:  # noqa: ANN001
+    from engine.audio.phones import LIP_GAIN
+    from engine.motion.amplitude import RunningDeviation, running_deviation
     from engine.motion.stream import StreamConfig
 
     off = run_stream(model, speech, phone_weight=0.0)
     on = run_stream(model, speech, phone_weight=0.2)
     full = run_stream(model, speech, phone_weight=1.0)
-    np.testing.assert_array_equal(on[:, 1:], off[:, 1:])  # lips, brows, head: the denoiser's, untouched
-    assert not np.allclose(on[:, 0], off[:, 0])
+    np.testing.assert_array_equal(on[:, 14:], off[:, 14:])  # brows, eyes, head: the denoiser's, untouched
+    frowns = np.flatnonzero(LIP_GAIN[1:] == 0) + 1
+    np.testing.assert_array_equal(on[:, frowns], off[:, frowns])  # phones say nothing about frowns
+    lips = [c for c in range(1, 14) if c not in frowns]
+    assert not np.allclose(on[:, 0], off[:, 0]) and not np.allclose(on[:, lips], off[:, lips])
+    # the lips take the phones' motion, not their level: levels stay within a few hundredths
+    assert np.abs(on[:, lips].mean(0) - off[:, lips].mean(0)).max() < 0.03
+    # the streamed running deviation is the offline one, chunk by chunk
+    x = np.random.default_rng(0).random((50, 3))
+    rd = RunningDeviation()
+    np.testing.assert_allclose(np.concatenate([rd(x[i:i + 3]) for i in range(0, 50, 3)]), running_deviation(x))
     # weight 1 is the phones' jaw itself (the encoder's jaw cancelled; the decoder's constant residual stays)
     look = model.graphs.lookahead
     phones = streamed_jaw(PhoneTracker(), speech, look)[: len(full) - look]

@@ -224,7 +224,7 @@ class Server:
 
     async def offer(self, request: web.Request) -> web.Response:
         """aiortc-examples signalling: {"sdp","type","emotion"?,"portrait"?,"budget_ms"?,"phone_weight"?} ->
-        {"sdp","type","session"}. phone_weight (0..1): the Style-E jaw's share from recognised phones; 0.8 suits a
+        {"sdp","type","session"}. phone_weight (0..1): the Style-E mouth's share from recognised phones; 0.8 suits a
         synthesized voice (a voice agent's TTS)."""
         from aiortc import RTCPeerConnection, RTCSessionDescription
 

@@ -6,7 +6,8 @@ model was trained by CMU on far more speakers; decoding phones with it (no words
 through the corpus's phone -> viseme -> coarticulation map (engine.data.visemes) gives 0.72 on those voices,
 streamed with 2 frames of lookahead, and no parameter of it is fitted to our data. On real speakers it is
 later and weaker than the encoder (benchmarks/results/phone_mouth_probe.json), so Style-E blends it in with
-`StreamConfig.phone_weight` (docs/style_e.md).
+`StreamConfig.phone_weight` (docs/style_e.md): the jaw's value (JAW_SCALE, JAW_BIAS) and the lip shapes' motion
+within the utterance (LIP_GAIN).
 
     tracker = PhoneTracker()
     tracker.push(samples_16k)           # any number of samples, as they arrive
@@ -35,6 +36,12 @@ MAX_UTT_S = 20.0  # every piece and grows with the pass), and at this length eve
 # as the encoder's jaw is: benchmarks/phone_mouth_probe.py, "jaw_calibration")
 JAW_SCALE = 1.268
 JAW_BIAS = 0.030
+# mouth channels 0..13: the synthetic ground truth's motion within an utterance (deviation from a ~1 s running
+# mean) over the streamed phones' (200 espeak-ng training utterances: benchmarks/phone_mouth_probe.py
+# "lip_calibration", which reproduces these); 0 where this map is not used: jawOpen (its value is blended through
+# JAW_SCALE / JAW_BIAS instead) and the frowns (phones say nothing about them)
+LIP_GAIN = np.array([0.0, 1.226, 0.918, 0.695, 1.183, 1.094, 0.0, 0.0, 0.915, 0.909, 1.233, 1.233, 0.984, 0.984],
+                    np.float32)
 _PAUSES = frozenset({"SIL", "<s>", "</s>", "<sil>"})
 _IPA = {k.upper(): v for k, v in FLITE_TO_IPA.items()}
 

@@ -53,6 +53,28 @@ def running_deviation(c: np.ndarray, pole: float = MEAN_POLE) -> np.ndarray:
     return d - lfilter([1.0 - pole], [1.0, -pole], d, axis=0)
 
 
+class RunningDeviation:
+    """`running_deviation` for a stream: `__call__(chunk)` -> the chunk minus its channels' causal running mean,
+    chunk by chunk exactly as `running_deviation` gives it for the whole signal."""
+
+    def __init__(self, pole: float = MEAN_POLE) -> None:
+        self.pole = pole
+        self.mean: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.mean = None
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        x = np.asarray(chunk, np.float64)
+        out = np.empty_like(x)
+        for t in range(len(x)):
+            if self.mean is None:
+                self.mean = x[t].copy()
+            self.mean = self.pole * self.mean + (1.0 - self.pole) * x[t]
+            out[t] = x[t] - self.mean
+        return out
+
+
 def reference_spread(coeffs: np.ndarray) -> np.ndarray:
     """(C,) std of each channel's running deviation over a reference clip: how much the style moves."""
     return running_deviation(coeffs).std(0).astype(np.float32)

@@ -5,8 +5,10 @@ window of P past latents (the ones this stream already emitted) + K new ones -> 
 adds the audio encoder's mouth channels to the decoded residual motion.
 Output frames lag the input by L frames (the lookahead): `step` returns the motion of frames
 [n-K-L, n-L) after audio frames [n-K, n) arrive. With `phone_weight` > 0 a streaming phone recogniser
-(engine.audio.phones) hears the same audio, and that share of the jaw comes from its phones instead of
-the encoder (same frames, same lookahead). Emotion and style codes glide to a new target with
+(engine.audio.phones) hears the same audio, and that share of the mouth comes from its phones instead of
+the encoder (same frames, same lookahead): of the jaw's value, and of the lip shapes' motion within the
+utterance (their levels stay the encoder's and the denoiser's, which carry emotion and style; the frowns
+stay theirs). Emotion and style codes glide to a new target with
 time constant `blend_s`, and every window is conditioned on the motion already sent, so chunk seams
 and prompt changes never jump.
 """
@@ -23,10 +25,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.audio.features import mel_for_video
-from engine.audio.phones import PhoneTracker
+from engine.audio.phones import JAW_BIAS, JAW_SCALE, LIP_GAIN, PhoneTracker
 from engine.config import MotionConfig, check_phone_weight
 from engine.errors import InputError, NotAvailableError
-from engine.motion.amplitude import AmplitudeMatch, Articulation
+from engine.motion.amplitude import AmplitudeMatch, Articulation, RunningDeviation
 from engine.motion.sampler import Schedule, ddim_step, make_schedule
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,9 @@ MEL_CONTEXT = 16  # audio encoder past + lookahead (2 * radius)
 DECODER_CONTEXT = 4  # causal decoder receptive field (vae.CONTEXT)
 LATENT = 16
 N_EXPR = 28
+N_MOUTH = 14  # jawOpen .. mouthLowerDownRight: the audio encoder's mouth channels
 N_COEFFS = 34  # 28 expression weights + 6 head pose
-PHONE_WEIGHT = MotionConfig().phone_weight  # the jaw's share from recognised phones (engine/config.py says why)
+PHONE_WEIGHT = MotionConfig().phone_weight  # the mouth's share from recognised phones (engine/config.py says why)
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +83,7 @@ class StreamConfig:
     blend_s: float = 0.25
     seed: int = 0
     teacher: bool = False  # sample the teacher with `steps` steps (for comparisons), not a student
-    phone_weight: float = PHONE_WEIGHT  # share of the jaw from recognised phones (0: the encoder alone)
+    phone_weight: float = PHONE_WEIGHT  # share of the mouth from recognised phones (0: the encoder alone)
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk <= 32 or not 0 <= self.past <= 32 or self.past < DECODER_CONTEXT:
@@ -130,6 +133,7 @@ class StyleEStream:
         self.emotion = self._emotion_target.copy()
         self.style = self._style_target.copy()
         self.phones = _phone_tracker() if cfg.phone_weight > 0 else None
+        self._lips_heard, self._lips_encoded = RunningDeviation(), RunningDeviation()  # the lips' motion
         self.reset()
 
     @property
@@ -148,6 +152,8 @@ class StyleEStream:
         self.amplitude.reset()
         if self.phones is not None:
             self.phones.reset()
+        self._lips_heard.reset()
+        self._lips_encoded.reset()
 
     def _check(self, cfg: StreamConfig) -> None:
         if not cfg.teacher and cfg.steps not in self.g.step_counts:
@@ -230,9 +236,13 @@ class StyleEStream:
         z = np.concatenate([self._lat[p - DECODER_CONTEXT :], new])[None]
         a = np.concatenate([self._cond[p - DECODER_CONTEXT :], cond])[None].astype(np.float32)
         coeffs = self.g.decoder.run({"z": z, "audio": a})[0][0, DECODER_CONTEXT:]  # + the encoder's mouth
-        if self.phones is not None:  # that share of the encoder's jaw handed to the phones' jaw
-            heard = self.phones.jaw(self._frames - k - self.g.lookahead, k)
-            coeffs[:, 0] += self.cfg.phone_weight * (heard - cond[:, 0])
+        if self.phones is not None:  # that share of the encoder's mouth handed to the phones'
+            w = self.cfg.phone_weight
+            heard = self.phones.mouth(self._frames - k - self.g.lookahead, k)[:, :N_MOUTH]
+            coeffs[:, 0] += w * (JAW_SCALE * heard[:, 0] + JAW_BIAS - cond[:, 0])
+            moved = LIP_GAIN * self._lips_heard(heard) - self._lips_encoded(cond[:, :N_MOUTH])
+            moved[:, LIP_GAIN == 0] = 0.0  # the jaw (above) and the frowns, which phones say nothing about
+            coeffs[:, 1:N_MOUTH] += w * moved[:, 1:].astype(np.float32)
         self._lat = np.concatenate([self._lat, new])[-p:]
         self._cond = np.concatenate([self._cond, cond])[-p:]
         self._have = min(self._have + k, p)
