@@ -119,35 +119,6 @@ def flite_scores(ps: PhoneStream, corpus: str, shards: int, per_voice: int, look
             "decode_ms_per_40ms_median": round(float(np.median(ms)), 3)}
 
 
-def jaw_calibration(corpus: str, shards: int, utterances: int, seed: int = 0) -> dict[str, Any]:
-    """Mean/spread matching of the streamed (L = 2) phone jaw to the synthetic jawOpen on espeak-ng training
-    utterances: the map calibrate_jaw gives the encoder's jaw, so both share one scale (engine.audio.phones
-    JAW_SCALE / JAW_BIAS). Also their correlation there: espeak-ng's formant voices are hard for the recogniser."""
-    from engine.audio.phones import PhoneTracker
-    from engine.metrics import pearson
-    from engine.motion.train import load_corpus
-
-    synth = load_corpus(corpus, None, shards, ("train",), keep_audio=True).synth
-    pick = np.random.default_rng(seed).permutation(len(synth))[:utterances]
-    tr = PhoneTracker()
-    ph, gt = [], []
-    for i in pick:
-        u = synth[int(i)]
-        n = len(u.coeffs)
-        tr.reset()
-        a = np.pad(u.audio, (0, (n + 4) * CHUNK))[: (n + 4) * CHUNK]
-        out = []
-        for f in range(0, n + 2, 2):
-            tr.push(a[f * CHUNK : (f + 2) * CHUNK])
-            out.append(tr.mouth(f - 2, 2)[:, 0])
-        ph.append(np.concatenate(out)[2 : 2 + n])
-        gt.append(u.coeffs[:n, 0])
-    p, g = np.concatenate(ph), np.concatenate(gt)
-    scale = float(g.std() / p.std())
-    return {"utterances": len(pick), "frames": len(p), "scale": round(scale, 4),
-            "bias": round(float(g.mean() - scale * p.mean()), 4), "r_espeak_train": round(pearson(p, g), 4)}
-
-
 def _tracked_mouth(tr: Any, audio: np.ndarray, n: int) -> np.ndarray:
     """(n, 14) mouth channels from the streaming tracker as the runtime reads them (K = 2, L = 2)."""
     tr.reset()
@@ -159,27 +130,43 @@ def _tracked_mouth(tr: Any, audio: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate(out)[2 : 2 + n]
 
 
+def _training_mouths(corpus: str, shards: int, utterances: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(streamed phone mouth (n, 14), ground-truth mouth (n, 14)) of `utterances` espeak-ng training utterances."""
+    from engine.audio.phones import PhoneTracker
+    from engine.motion.train import load_corpus
+
+    synth = load_corpus(corpus, None, shards, ("train",), keep_audio=True).synth
+    tr = PhoneTracker()
+    pick = np.random.default_rng(seed).permutation(len(synth))[:utterances]
+    return [(_tracked_mouth(tr, synth[int(i)].audio, len(synth[int(i)].coeffs)), synth[int(i)].coeffs[:, :14])
+            for i in pick]
+
+
+def jaw_calibration(corpus: str, shards: int, utterances: int, seed: int = 0) -> dict[str, Any]:
+    """Mean/spread matching of the streamed (L = 2) phone jaw to the synthetic jawOpen on espeak-ng training
+    utterances: the map calibrate_jaw gives the encoder's jaw, so both share one scale (engine.audio.phones
+    JAW_SCALE / JAW_BIAS). Also their correlation there: espeak-ng's formant voices are hard for the recogniser."""
+    from engine.metrics import pearson
+
+    pairs = _training_mouths(corpus, shards, utterances, seed)
+    p, g = np.concatenate([ph[:, 0] for ph, _ in pairs]), np.concatenate([gt[:, 0] for _, gt in pairs])
+    scale = float(g.std() / p.std())
+    return {"utterances": len(pairs), "frames": len(p), "scale": round(scale, 4),
+            "bias": round(float(g.mean() - scale * p.mean()), 4), "r_espeak_train": round(pearson(p, g), 4)}
+
+
 def lip_calibration(corpus: str, shards: int, utterances: int, seed: int = 0) -> dict[str, Any]:
     """Gain per mouth channel (engine.audio.phones LIP_GAIN): the synthetic ground truth's motion within an
     utterance (deviation from a ~1 s running mean) over the streamed (L = 2) phones' motion, on espeak-ng training
     utterances. Within-utterance motion, not the whole spread: the corpus's spread of smile and upper lip includes
     emotion, which phones do not hear."""
-    from engine.audio.phones import PhoneTracker
     from engine.motion.amplitude import running_deviation
-    from engine.motion.train import load_corpus
 
-    synth = load_corpus(corpus, None, shards, ("train",), keep_audio=True).synth
-    pick = np.random.default_rng(seed).permutation(len(synth))[:utterances]
-    tr = PhoneTracker()
-    dp, dg = [], []
-    for i in pick:
-        u = synth[int(i)]
-        n = len(u.coeffs)
-        dp.append(running_deviation(_tracked_mouth(tr, u.audio, n)))
-        dg.append(running_deviation(u.coeffs[:n, :14]))
-    ph, gt = np.concatenate(dp).std(0), np.concatenate(dg).std(0)
+    pairs = _training_mouths(corpus, shards, utterances, seed)
+    ph = np.concatenate([running_deviation(p) for p, _ in pairs]).std(0)
+    gt = np.concatenate([running_deviation(g) for _, g in pairs]).std(0)
     gain = np.where(ph > 1e-6, gt / np.maximum(ph, 1e-6), 0.0)
-    return {"utterances": len(pick), "gain": [round(float(x), 3) for x in gain]}
+    return {"utterances": len(pairs), "gain": [round(float(x), 3) for x in gain]}
 
 
 def real_lip_blend(corpus: str, real: str, weights: str, blend: tuple[float, ...] = (0.0, 0.2, 0.8)
