@@ -120,7 +120,7 @@ def test_reference_scale_file_round_trips_and_a_bad_one_is_ignored(tmp_path: Pat
     assert "ignoring" in caplog.text
 
 
-def test_read_style_reference_maps_tracker_fits_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_read_style_reference_maps_tracker_fits_only(tmp_path: Path) -> None:
     from engine.motion.style_e import read_style_reference
 
     rng = np.random.default_rng(2)
