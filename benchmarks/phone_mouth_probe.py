@@ -174,7 +174,7 @@ def real_lip_blend(corpus: str, real: str, weights: str, blend: tuple[float, ...
     """Real clips: the lip shapes the stream gives (the shipped encoder's lip channels, which never trained on a
     real clip, plus `phone_weight` of the phones' within-utterance motion, as engine.motion.stream does) against
     the fitted lip channels, mean r over channels that move, per weight."""
-    from engine.audio.phones import LIP_GAIN, PhoneTracker
+    from engine.audio.phones import PhoneTracker, lip_shift
     from engine.metrics import pearson
     from engine.motion.amplitude import running_deviation
     from engine.motion.audio_train import encode_audio
@@ -187,8 +187,7 @@ def real_lip_blend(corpus: str, real: str, weights: str, blend: tuple[float, ...
         e = encode_audio(enc, u)
         n = min(len(e), len(u.coeffs))
         e = e[:n, :14].astype(np.float64)
-        moved = LIP_GAIN * running_deviation(_tracked_mouth(tr, u.audio, n)) - running_deviation(e)
-        moved[:, LIP_GAIN == 0] = 0.0
+        moved = lip_shift(running_deviation(_tracked_mouth(tr, u.audio, n)), running_deviation(e))
         chans = [c for c in range(1, 14) if u.coeffs[:n, c].std() > 1e-3 and c not in (6, 7)]
         for w in blend:
             out = e + w * moved

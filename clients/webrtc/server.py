@@ -589,7 +589,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN' for signalling (env S2T_TOKEN)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="portrait/art/style upload limit")
     p.add_argument("--budget-ms", type=float, help="default end-to-end latency budget in ms (default: 250 with Style-E or Style-A, 150 for the baselines)")
-    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: the jaw's default share from recognised "
+    p.add_argument("--phone-weight", type=float, metavar="W", help="Style-E: the mouth's default share from recognised "
                    "phones, 0..1 (default 0.2; 0.8 suits synthesized voices; an offer's phone_weight overrides it)")
     p.add_argument("--timing-marker", action="store_true",
                    help="stamp the glass-to-glass timing marker in a corner of every frame (for s2t bench)")

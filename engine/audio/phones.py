@@ -42,6 +42,7 @@ JAW_BIAS = 0.030
 # JAW_SCALE / JAW_BIAS instead) and the frowns (phones say nothing about them)
 LIP_GAIN = np.array([0.0, 1.226, 0.918, 0.695, 1.183, 1.094, 0.0, 0.0, 0.915, 0.909, 1.233, 1.233, 0.984, 0.984],
                     np.float32)
+_PHONE_LIPS = (LIP_GAIN > 0).astype(np.float32)  # the channels whose motion phones take over
 _PAUSES = frozenset({"SIL", "<s>", "</s>", "<sil>"})
 _IPA = {k.upper(): v for k, v in FLITE_TO_IPA.items()}
 
@@ -74,6 +75,18 @@ def phone_mouth(segs: list[tuple[str, float, float]], frames: int) -> np.ndarray
     corpus's viseme map (engine.data.visemes.mouth_track)."""
     return mouth_track(["_" if w == "SIL" else _IPA.get(w, "_") for w, _, _ in segs],
                        np.array([b for _, b, _ in segs]), np.array([e for _, _, e in segs]), frames, FPS)
+
+
+def phone_jaw(mouth: np.ndarray) -> np.ndarray:
+    """(n,) jawOpen on the synthetic coefficient scale from (n, >= 1) phone mouth channels (JAW_SCALE, JAW_BIAS)."""
+    return (JAW_SCALE * np.asarray(mouth)[:, 0] + JAW_BIAS).astype(np.float32)
+
+
+def lip_shift(heard: np.ndarray, encoded: np.ndarray) -> np.ndarray:
+    """(n, 14) what the phones change in the mouth channels at weight 1, from the within-utterance motion
+    (running deviation) of the phones' mouth (`heard`) and of the encoder's (`encoded`): LIP_GAIN x heard -
+    encoded on the lip channels, 0 on jawOpen (blended by value, phone_jaw) and on the frowns."""
+    return (LIP_GAIN * np.asarray(heard) - np.asarray(encoded)) * _PHONE_LIPS
 
 
 class PhoneTracker:
@@ -147,4 +160,4 @@ class PhoneTracker:
 
     def jaw(self, first: int, n: int) -> np.ndarray:
         """(n,) jawOpen of frames first .. first+n-1 on the synthetic coefficient scale (JAW_SCALE, JAW_BIAS)."""
-        return (JAW_SCALE * self.mouth(first, n)[:, 0] + JAW_BIAS).astype(np.float32)
+        return phone_jaw(self.mouth(first, n))

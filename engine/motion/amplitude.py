@@ -155,6 +155,7 @@ class AmplitudeMatch:
         self._gain_goal, self._pole_goal = g.copy(), q.copy()
         if immediate:
             self.gain, self.pole = g.copy(), q.copy()
+        self._settle()
         if spread is None:
             self.target = self._goal = None
             return
@@ -165,16 +166,19 @@ class AmplitudeMatch:
         if self.target is None:
             self.target = self._goal.copy()
 
-    def _neutral(self) -> bool:
-        return bool((self.gain == 1.0).all() and (self._gain_goal == 1.0).all() and (self.pole == 0.0).all()
-                    and (self._pole_goal == 0.0).all())
+    def _settle(self) -> None:
+        """Snap a glide that has arrived (within 1e-5) onto its goal; note whether articulation does nothing."""
+        if np.abs(self.gain - self._gain_goal).max() < 1e-5 and np.abs(self.pole - self._pole_goal).max() < 1e-5:
+            self.gain, self.pole = self._gain_goal.copy(), self._pole_goal.copy()
+        self._identity = bool((self.gain == 1.0).all() and (self.pole == 0.0).all()
+                              and (self._gain_goal == 1.0).all() and (self._pole_goal == 0.0).all())
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if not len(chunk) or (self._identity and self._goal is None):
+            return np.asarray(chunk, np.float32)
         out = np.array(chunk, np.float32)
-        if not len(out):
-            return out
         a = 1.0 - math.exp(-1.0 / BLEND_FRAMES)
-        if not self._neutral():
+        if not self._identity:
             for t in range(len(out)):
                 self.gain += a * (self._gain_goal - self.gain)
                 self.pole += a * (self._pole_goal - self.pole)
@@ -182,6 +186,7 @@ class AmplitudeMatch:
                 y = x if self._prev is None else (1.0 - self.pole) * x + self.pole * self._prev
                 self._prev = y
                 out[t] = y
+            self._settle()
         if self._goal is None or self.target is None:
             return out
         lo = FIRST_CHANNEL

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.audio.features import mel_for_video
-from engine.audio.phones import JAW_BIAS, JAW_SCALE, LIP_GAIN, PhoneTracker
+from engine.audio.phones import PhoneTracker, lip_shift, phone_jaw
 from engine.config import MotionConfig, check_phone_weight
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import AmplitudeMatch, Articulation, RunningDeviation
@@ -239,10 +239,9 @@ class StyleEStream:
         if self.phones is not None:  # that share of the encoder's mouth handed to the phones'
             w = self.cfg.phone_weight
             heard = self.phones.mouth(self._frames - k - self.g.lookahead, k)[:, :N_MOUTH]
-            coeffs[:, 0] += w * (JAW_SCALE * heard[:, 0] + JAW_BIAS - cond[:, 0])
-            moved = LIP_GAIN * self._lips_heard(heard) - self._lips_encoded(cond[:, :N_MOUTH])
-            moved[:, LIP_GAIN == 0] = 0.0  # the jaw (above) and the frowns, which phones say nothing about
-            coeffs[:, 1:N_MOUTH] += w * moved[:, 1:].astype(np.float32)
+            coeffs[:, 0] += w * (phone_jaw(heard) - cond[:, 0])
+            shift = lip_shift(self._lips_heard(heard), self._lips_encoded(cond[:, :N_MOUTH]))
+            coeffs[:, 1:N_MOUTH] += w * shift[:, 1:].astype(np.float32)
         self._lat = np.concatenate([self._lat, new])[-p:]
         self._cond = np.concatenate([self._cond, cond])[-p:]
         self._have = min(self._have + k, p)
