@@ -8,7 +8,8 @@ the model's scale. Reported per clip and as medians over clips:
   over the same stream given the bare style code (1 = the reference changes nothing; AmplitudeMatch caps at 4);
 - articulation gain on jawOpen and the lip channels (engine.motion.amplitude.articulation_gain, capped at 1.5):
   how far the reference is read as opening the mouth more or less than the typical training utterance;
-- the articulation tempo's smoothing pole (median over those channels; 0 = as brisk as the corpus or brisker);
+- the articulation tempo's smoothing pole (median over those channels; 0 = as brisk as the corpus or brisker) and
+  its lip boost (median over the lip channels, and the share at MAX_BOOST; 0 = as slow as the corpus or slower);
 - the share of channel gains that sit at their caps (a clip read on the wrong scale piles up there).
 The same figures for corpus utterances used as references (13 test utterances, other voices) say what an
 in-domain reference does: a real clip read on the right scale should look like them, not pinned to one side.
@@ -35,7 +36,8 @@ log = logging.getLogger("reference_scale")
 GROUPS = {"brows": range(14, 19), "blinks": range(19, 21), "eyes_cheeks_nose": range(21, 28),
           "head_rotation": range(28, 31), "head_translation": range(31, 33)}
 LIPS = [c for c in A.ARTICULATION_CHANNELS if c != 0]
-MEDIANS = ("jaw_gain", "lip_gain_median", "tempo_pole_median", "amplitude_at_cap_share", "articulation_at_cap_share")
+MEDIANS = ("jaw_gain", "lip_gain_median", "tempo_pole_median", "boost_median", "boost_at_cap_share",
+           "amplitude_at_cap_share", "articulation_at_cap_share")
 
 
 def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
@@ -52,13 +54,18 @@ def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
     aim = np.clip(target / np.maximum(s_off[A.FIRST_CHANNEL:], 1e-6), 1 / A.CAP, A.CAP)[moving]
     gain = ref.articulation.gain if ref.articulation is not None else np.ones(34)
     pole = ref.articulation.pole if ref.articulation is not None else np.zeros(34)
+    boost = ref.articulation.boost if ref.articulation is not None and ref.articulation.boost is not None \
+        else np.zeros(34)
     art = gain[list(A.ARTICULATION_CHANNELS)]
+    floor = np.where(np.asarray(A.ARTICULATION_CHANNELS) == 0, A.JAW_GAIN_FLOOR, 1 / A.ARTICULATION_CAP)
     return {"lift": {k: round(float(np.median(lift[list(v)])), 3) for k, v in GROUPS.items()},
             "jaw_gain": round(float(gain[0]), 3), "lip_gain_median": round(float(np.median(gain[LIPS])), 3),
             "tempo_pole_median": round(float(np.median(pole[list(A.ARTICULATION_CHANNELS)])), 3),
+            "boost_median": round(float(np.median(boost[LIPS])), 3),
+            "boost_at_cap_share": round(float(np.mean(boost[LIPS] >= A.MAX_BOOST * 0.999)), 3),
             "amplitude_at_cap_share": round(float(np.mean((aim >= A.CAP * 0.999) | (aim <= 1.001 / A.CAP))), 3),
             "articulation_at_cap_share": round(float(np.mean((art >= A.ARTICULATION_CAP * 0.999)
-                                                              | (art <= 1.001 / A.ARTICULATION_CAP))), 3)}
+                                                              | (art <= floor * 1.001))), 3)}
 
 
 def main() -> None:
@@ -74,7 +81,7 @@ def main() -> None:
     model = load_model()
     if model.scale is None:
         raise SystemExit("the weights have no reference_scale.json: run `s2t train style-e --reference-scale-only`")
-    c = load_corpus(a.corpus, None, 1, ("test",), keep_audio=True)
+    c = load_corpus(a.corpus, None, 4, ("test",), keep_audio=True)
     utt = next(u for u in c.synth if len(u.coeffs) > 150)
     clips: dict[str, Any] = {}
     for f in sorted(Path(a.real).glob("*.npz")):
@@ -86,7 +93,7 @@ def main() -> None:
                          "tracker_scale": _lifts(model, model.style(fitted), utt.audio),
                          "model_scale": _lifts(model, model.style(read_style_reference(f)), utt.audio)}
         log.info("%s: %s", f.stem, json.dumps(clips[f.stem]))
-    corpus_refs = [u for u in c.synth if u is not utt and u.voice != utt.voice and len(u.coeffs) >= 40][:: 7][:13]
+    corpus_refs = [u for u in c.synth if u is not utt and u.voice != utt.voice and len(u.coeffs) >= 40][:: 3][:13]
     in_domain = [_lifts(model, model.style(u.coeffs), utt.audio) for u in corpus_refs]
     summary: dict[str, Any] = {}
     for side in ("tracker_scale", "model_scale", "corpus_references"):

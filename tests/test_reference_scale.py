@@ -41,6 +41,11 @@ def test_articulation_reads_the_mouth_levels_caps_them_and_leaves_the_rest() -> 
     assert g[0] == pytest.approx(1.5, rel=1e-3) and g[1] == pytest.approx(1 / A.ARTICULATION_CAP)
     assert g[4] == 1.0 and g[20] == 1.0 and g[28] == 1.0
     assert all(g[c] == pytest.approx(1.0, rel=1e-3) for c in A.ARTICULATION_CHANNELS[2:])
+    quiet = _ref()
+    quiet[:, 0] *= 0.5  # a whisperer's jaw: the jaw alone may go below 1/1.5, down to JAW_GAIN_FLOOR
+    assert A.articulation(quiet, LEVELS, TEMPO).gain[0] == pytest.approx(0.5, rel=1e-3)
+    quiet[:, 0] *= 0.2
+    assert A.articulation(quiet, LEVELS, TEMPO).gain[0] == pytest.approx(A.JAW_GAIN_FLOOR)
     still = LEVELS.copy()
     still[2] = 0.0  # a channel the corpus never uses: no ratio to read, gain 1
     assert A.articulation(ref, still, TEMPO).gain[2] == 1.0
@@ -63,6 +68,22 @@ def test_articulation_tempo_smooths_a_slow_reference_only() -> None:
     still = slow.copy()
     still[:, 3] = 0.2  # a reference whose pucker never moves says nothing about its tempo
     assert A.articulation(still, LEVELS, t_brisk).pole[3] == 0.0
+    assert A.articulation(still, LEVELS, t_brisk).boost[3] == 0.0
+
+
+def test_articulation_boost_lifts_a_brisk_reference_s_lips_only() -> None:
+    brisk, slow = _ref(period=8.0), _ref(period=40.0)
+    t_slow = A.mouth_tempo(slow)
+    assert (A.articulation(slow, LEVELS, t_slow).boost == 0).all()  # as brisk as the corpus: nothing
+    b = A.articulation(brisk, LEVELS, t_slow).boost  # 5x as brisk: the largest boost, on the lips only
+    lips = [c for c in A.ARTICULATION_CHANNELS if c != 0]
+    assert all(b[c] == pytest.approx(A.MAX_BOOST) for c in lips)
+    assert b[0] == 0.0 and (np.delete(b, lips) == 0).all()
+    assert (A.articulation(brisk, LEVELS, t_slow).pole == 0).all()  # brisker: never smoothed
+    t_mid = A.mouth_tempo(_ref(period=10.0))  # a corpus a little slower than the clip: boost = tempo ratio - 1
+    ratio = A.mouth_tempo(brisk)[1] / t_mid[1]
+    assert 1.1 < ratio < 1.5
+    assert A.articulation(brisk, LEVELS, t_mid).boost[1] == pytest.approx(ratio - 1, rel=1e-4)
 
 
 def test_stream_articulation_scales_smooths_and_glides_to_a_new_one() -> None:
@@ -88,6 +109,24 @@ def test_stream_articulation_scales_smooths_and_glides_to_a_new_one() -> None:
         am.set_target(None, A.Articulation(np.zeros(34), np.zeros(34)))
     with pytest.raises(ValueError):
         am.set_target(None, A.Articulation(np.ones(34), np.ones(34)))
+    with pytest.raises(ValueError):
+        am.set_target(None, A.Articulation(np.ones(34), np.zeros(34), -np.ones(34)))
+
+
+def test_stream_boost_lifts_fast_motion_causally_across_chunks() -> None:
+    rng = np.random.default_rng(2)
+    x = (0.3 + 0.1 * rng.random((120, 34))).astype(np.float32)
+    boost = np.zeros(34, np.float32)
+    boost[9] = 0.5
+    am = A.AmplitudeMatch(34, None, A.Articulation(np.ones(34, np.float32), np.zeros(34, np.float32), boost))
+    out = np.concatenate([am(x[i:i + 2]) for i in range(0, 120, 2)])
+    low, want = float(x[0, 9]), []
+    for v in x[:, 9].astype(np.float64):
+        low = A.BOOST_POLE * low + (1 - A.BOOST_POLE) * v
+        want.append(v + 0.5 * (v - low))  # unsharp mask: the signal plus half its fast part
+    np.testing.assert_allclose(out[:, 9], want, rtol=1e-5)
+    assert out[:, 9].std() > 1.1 * x[:, 9].std()  # livelier
+    np.testing.assert_array_equal(out[:, 8], x[:, 8])  # other channels untouched
     np.testing.assert_array_equal(A.AmplitudeMatch(34)(x), x)  # nothing given: identity
 
 
