@@ -19,6 +19,7 @@ log = logging.getLogger("s2t")
 COMMANDS: dict[str, str] = {
     "probe": "clients.probe",
     "emotion": "clients.emotion",
+    "style": "clients.style",
     "render": "clients.render",
     "data": "clients.data",
     "train": "clients.train",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import InputError, NotAvailableError
-from engine.motion.amplitude import Articulation, articulation, reference_spread
+from engine.motion.amplitude import ARTICULATION_CHANNELS, Articulation, articulation, mouth_tempo, reference_spread
 from engine.motion.stream import PHONE_WEIGHT, SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
 from engine.motion.reference import ReferenceScale, check_reference, load_reference_scale, to_model_scale
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
@@ -87,6 +87,33 @@ class StyleEModel:
 
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
+
+    def explain_style(self, coeffs: np.ndarray) -> dict[str, object]:
+        """How a (T, 34) reference on the model's scale is read (`s2t style`): the training styles its code is
+        nearest to (the style encoder's softmax), and its articulation: per channel gain, tempo against the corpus's
+        (`ReferenceScale.tempo`), smoothing pole and lip boost (None where the weights have no reference scale)."""
+        ref = check_reference(coeffs)
+        logits = self.style_logits(ref).astype(np.float64)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        names = [str(n) for n in self.meta.get("styles", [])]  # type: ignore[union-attr]
+        if len(names) != len(p):
+            names = [f"style {i}" for i in range(len(p))]
+        out: dict[str, object] = {"frames": len(ref), "seconds": round(len(ref) / FPS, 2),
+                                  "styles": {names[i]: round(float(p[i]), 3) for i in np.argsort(-p)}}
+        if self.scale is None:
+            out["articulation"] = None
+            return out
+        art = articulation(ref, self.scale.levels, self.scale.tempo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pace = mouth_tempo(ref) / self.scale.tempo
+        boost = art.boost if art.boost is not None else np.zeros_like(art.gain)
+        out["articulation"] = {
+            DEFAULT_SPEC.expression[c]: {"gain": round(float(art.gain[c]), 3),
+                                         "tempo": round(float(pace[c]), 3) if np.isfinite(pace[c]) else None,
+                                         "pole": round(float(art.pole[c]), 3), "boost": round(float(boost[c]), 3)}
+            for c in ARTICULATION_CHANNELS}
+        return out
 
     def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: StyleRef | np.ndarray | None = None
                ) -> StyleEStream:
