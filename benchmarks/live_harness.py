@@ -163,6 +163,8 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
         "level_time_s": {str(lv): float(sum(1 for s in per_second if s["level"] == lv)) for lv in
                          sorted({s["level"] for s in per_second})},
         "max_gap_ms": float(gaps.max() * 1e3) if gaps.size else 0.0,
+        # when each stall ended, in seconds after the first frame (a stall during warm-up reads < warmup_s)
+        "stall_at_s": [round(float(arr[i + 1] - arr[0]), 3) for i in np.flatnonzero(gaps > 3 * frame_s)],
         "playout_delay_ms": final["playout_delay_ms"],
         "level_final": final["level"],
         "ladder_moves": int(sum(1 for a, b in zip(per_second, per_second[1:]) if a["level"] != b["level"])),

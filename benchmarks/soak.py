@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         plot(r, Path(args.json).with_suffix(".png"), f"soak {args.seconds:.0f} s")
     keys = ("pass", "fps", "e2e_ms", "av_drift_frames_last10s", "clock_drift_frames", "rss_growth", "stalls",
-            "max_gap_ms", "dropped", "repeated", "fresh_fraction", "level_time_s", "restarts", "load_avg_1m_start")
+            "max_gap_ms", "stall_at_s", "dropped", "repeated", "fresh_fraction", "level_time_s", "restarts",
+            "load_avg_1m_start")
     print({k: r[k] for k in keys})  # the script's output is its report
     return 0 if r["pass"] else 1
 
