@@ -205,7 +205,7 @@ def test_bad_prompts_and_style_clips(model, caplog: pytest.LogCaptureFixture) ->
     assert model.style_code(np.random.default_rng(0).random((40, 34), np.float32)).shape == (32,)
 
 
-def test_stage_protocol(model) -> None:  # noqa: ANN001
+def test_stage_protocol(model, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     from engine.config import EngineConfig
     from engine.runtime.budget import QualityLevel
     from engine.runtime.stages import MotionStage
@@ -214,7 +214,10 @@ def test_stage_protocol(model) -> None:  # noqa: ANN001
     stage = load_stage(EngineConfig())
     assert isinstance(stage, MotionStage)
     stage.set_emotion("slightly sad")
-    stage.set_style_reference(np.random.default_rng(1).random((60, 34), np.float32) * 0.3)
+    with caplog.at_level("INFO", logger="engine.motion.style_e"):
+        stage.set_style_reference(np.random.default_rng(1).random((60, 34), np.float32) * 0.3)
+    said = [r.getMessage() for r in caplog.records if "style reference of 60 frames" in r.getMessage()]
+    assert len(said) == 1 and "nearest training styles" in said[0] and "jaw x" in said[0]  # what it does, logged
     out = stage.step_chunk(np.zeros((2, 640), np.float32), np.zeros(2, bool))
     assert out.shape == (2, 34)
     stage.set_quality(QualityLevel("fast", steps=1))

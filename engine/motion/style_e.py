@@ -284,6 +284,14 @@ class StyleEStage:
     def set_style_reference(self, coeffs: np.ndarray) -> None:
         ref = self.model.style(coeffs)
         self._stream.set_style(ref.code, ref.spread, ref.articulation)
+        r = self.model.explain_style(coeffs)  # one line in the log: what the new reference does (as `s2t style`)
+        styles = list(r["styles"].items())  # type: ignore[attr-defined]
+        near = ", ".join(f"{k} {v:.2f}" for i, (k, v) in enumerate(styles[:3]) if i == 0 or v >= 0.05)
+        art = r["articulation"]
+        mouth = "" if not isinstance(art, dict) else (
+            f"; jaw x{art['jawOpen']['gain']:.2f}, lips lifted on {sum(v['boost'] > 0 for v in art.values())} and "
+            f"smoothed on {sum(v['pole'] > 0 for k, v in art.items() if k != 'jawOpen')} of {len(art) - 1} channels")
+        log.info("style reference of %s frames: nearest training styles %s%s", r["frames"], near, mouth)
 
     def set_quality(self, level: "QualityLevel") -> None:
         steps = int(getattr(level, "steps", 2))
