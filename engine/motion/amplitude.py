@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 FIRST_CHANNEL = 14  # brows (14..18), blinks, eyes, cheeks, nose (..27) and head pose (28..33)
 MEAN_POLE = 0.96  # running mean per frame (~1 s at 25 fps): what is motion and what is level
@@ -56,35 +57,30 @@ BOOST_POLE = 0.5  # the boost's low-pass (dev: 0.3 76.4 %, 0.5 78.6 %, 0.7 77.9 
 
 def running_deviation(c: np.ndarray, pole: float = MEAN_POLE) -> np.ndarray:
     """(T, C) -> each channel minus its causal one-pole running mean started at the first frame: the motion."""
-    from scipy.signal import lfilter
-
-    c = np.asarray(c, np.float64)
-    if not len(c):
-        return c.copy()
-    d = c - c[:1]
-    return d - lfilter([1.0 - pole], [1.0, -pole], d, axis=0)
+    return RunningDeviation(pole)(c)
 
 
 class RunningDeviation:
     """`running_deviation` for a stream: `__call__(chunk)` -> the chunk minus its channels' causal running mean,
-    chunk by chunk exactly as `running_deviation` gives it for the whole signal."""
+    chunk by chunk exactly as `running_deviation` gives it for the whole signal (the filter's state carries over)."""
 
     def __init__(self, pole: float = MEAN_POLE) -> None:
         self.pole = pole
-        self.mean: np.ndarray | None = None
+        self.reset()
 
     def reset(self) -> None:
-        self.mean = None
+        self._origin: np.ndarray | None = None  # the first frame: the mean starts there (filtered relative to it)
+        self._state: np.ndarray | None = None
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         x = np.asarray(chunk, np.float64)
-        out = np.empty_like(x)
-        for t in range(len(x)):
-            if self.mean is None:
-                self.mean = x[t].copy()
-            self.mean = self.pole * self.mean + (1.0 - self.pole) * x[t]
-            out[t] = x[t] - self.mean
-        return out
+        if not len(x):
+            return x.copy()
+        if self._origin is None:
+            self._origin, self._state = x[:1].copy(), np.zeros((1,) + x.shape[1:])
+        d = x - self._origin
+        mean, self._state = lfilter([1.0 - self.pole], [1.0, -self.pole], d, axis=0, zi=self._state)
+        return d - mean
 
 
 def reference_spread(coeffs: np.ndarray) -> np.ndarray:

@@ -81,39 +81,42 @@ class StyleEModel:
         """(T, 34) reference coefficients on the model's scale (a fitted clip goes through `to_model_scale` first,
         as read_style_reference does) -> its code, motion spread and articulation; InputError if it cannot give a
         style."""
-        ref = check_reference(coeffs)
-        art = articulation(ref, self.scale.levels, self.scale.tempo) if self.scale is not None else None
-        return StyleRef(self._code(ref), reference_spread(ref), art)
+        return self.read_style(coeffs)[0]
 
     def style_logits(self, coeffs: np.ndarray) -> np.ndarray:
         return self.style_graph.run({"ref": check_reference(coeffs)[None]})[1][0]
 
     def explain_style(self, coeffs: np.ndarray) -> dict[str, object]:
-        """How a (T, 34) reference on the model's scale is read (`s2t style`): the training styles its code is
-        nearest to (the style encoder's softmax), and its articulation: per channel gain, tempo against the corpus's
-        (`ReferenceScale.tempo`), smoothing pole and lip boost (None where the weights have no reference scale)."""
+        """How a (T, 34) reference on the model's scale is read (`s2t style`); see read_style."""
+        return self.read_style(coeffs)[1]
+
+    def read_style(self, coeffs: np.ndarray) -> tuple[StyleRef, dict[str, object]]:
+        """A reference read once: the StyleRef a stream uses (`style`) and how it is read (`explain_style`): the
+        training styles its code is nearest to (the style encoder's softmax, from the same pass as the code), and
+        its articulation per channel: gain, tempo against the corpus's (`ReferenceScale.tempo`), smoothing pole and
+        lip boost (None where the weights have no reference scale)."""
         ref = check_reference(coeffs)
-        logits = self.style_logits(ref).astype(np.float64)
-        p = np.exp(logits - logits.max())
+        code, logits = self.style_graph.run({"ref": ref[None]})
+        art = articulation(ref, self.scale.levels, self.scale.tempo) if self.scale is not None else None
+        style = StyleRef(code[0].astype(np.float32), reference_spread(ref), art)
+        p = np.exp(logits[0] - logits[0].max()).astype(np.float64)
         p /= p.sum()
         names = [str(n) for n in self.meta.get("styles", [])]  # type: ignore[union-attr]
         if len(names) != len(p):
             names = [f"style {i}" for i in range(len(p))]
         out: dict[str, object] = {"frames": len(ref), "seconds": round(len(ref) / FPS, 2),
-                                  "styles": {names[i]: round(float(p[i]), 3) for i in np.argsort(-p)}}
-        if self.scale is None:
-            out["articulation"] = None
-            return out
-        art = articulation(ref, self.scale.levels, self.scale.tempo)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pace = mouth_tempo(ref) / self.scale.tempo
-        boost = art.boost if art.boost is not None else np.zeros_like(art.gain)
-        out["articulation"] = {
-            DEFAULT_SPEC.expression[c]: {"gain": round(float(art.gain[c]), 3),
-                                         "tempo": round(float(pace[c]), 3) if np.isfinite(pace[c]) else None,
-                                         "pole": round(float(art.pole[c]), 3), "boost": round(float(boost[c]), 3)}
-            for c in ARTICULATION_CHANNELS}
-        return out
+                                  "styles": {names[i]: round(float(p[i]), 3) for i in np.argsort(-p)},
+                                  "articulation": None}
+        if art is not None and self.scale is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pace = mouth_tempo(ref) / self.scale.tempo
+            boost = art.boost if art.boost is not None else np.zeros_like(art.gain)
+            out["articulation"] = {
+                DEFAULT_SPEC.expression[c]: {"gain": round(float(art.gain[c]), 3),
+                                             "tempo": round(float(pace[c]), 3) if np.isfinite(pace[c]) else None,
+                                             "pole": round(float(art.pole[c]), 3), "boost": round(float(boost[c]), 3)}
+                for c in ARTICULATION_CHANNELS}
+        return style, out
 
     def stream(self, cfg: StreamConfig, emotion: str = "neutral", style: StyleRef | np.ndarray | None = None
                ) -> StyleEStream:
@@ -282,9 +285,9 @@ class StyleEStage:
                         type(e).__name__, e)
 
     def set_style_reference(self, coeffs: np.ndarray) -> None:
-        ref = self.model.style(coeffs)
+        ref, r = self.model.read_style(coeffs)
         self._stream.set_style(ref.code, ref.spread, ref.articulation)
-        r = self.model.explain_style(coeffs)  # one line in the log: what the new reference does (as `s2t style`)
+        # one line in the log: what the new reference does (as `s2t style` says it)
         styles = list(r["styles"].items())  # type: ignore[attr-defined]
         near = ", ".join(f"{k} {v:.2f}" for i, (k, v) in enumerate(styles[:3]) if i == 0 or v >= 0.05)
         art = r["articulation"]
