@@ -8,6 +8,7 @@ stalls, clock drift and the RSS of the hub plus its workers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -116,12 +117,24 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
             prompt_changes.append(time.monotonic() - t0_run)
             i += 1
 
+    gc_pauses: list[tuple[float, int, float]] = []  # (s after the run began, generation, ms), the hub's process
+    gc_began: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_began[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.monotonic() - t0_run, int(info["generation"]),
+                              (time.perf_counter() - gc_began[0]) * 1e3))
+
     t0_run = time.monotonic()
+    gc.callbacks.append(on_gc)
     tasks = [asyncio.create_task(c) for c in (consume(), sample(), retype())]
     try:
         await feed()
         final = eng.stats()
     finally:
+        gc.callbacks.remove(on_gc)
         await eng.close()
         for t in tasks:
             t.cancel()
@@ -165,6 +178,11 @@ async def run_live(cfg: EngineConfig, seconds: float, speech: np.ndarray, warmup
         "max_gap_ms": float(gaps.max() * 1e3) if gaps.size else 0.0,
         # when each stall ended, in seconds after the first frame (a stall during warm-up reads < warmup_s)
         "stall_at_s": [round(float(arr[i + 1] - arr[0]), 3) for i in np.flatnonzero(gaps > 3 * frame_s)],
+        # the hub's garbage collector: pauses per generation, and the long ones with when they ended (beside stall_at_s)
+        "gc_pauses": {str(g): {"count": sum(1 for _, q, _ in gc_pauses if q == g),
+                               "max_ms": round(max((m for _, q, m in gc_pauses if q == g), default=0.0), 2)}
+                      for g in (0, 1, 2)},
+        "gc_pauses_over_20ms": [(round(t, 2), g, round(m, 1)) for t, g, m in gc_pauses if m > 20.0],
         "playout_delay_ms": final["playout_delay_ms"],
         "level_final": final["level"],
         "ladder_moves": int(sum(1 for a, b in zip(per_second, per_second[1:]) if a["level"] != b["level"])),

@@ -212,6 +212,10 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     res.update(user_prompt_accuracy(model.text))
     res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
     res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
+    res["style_confusion"] = {  # per true style: how its test utterances were read (which styles are confused)
+        STYLE_NAMES[s]: {STYLE_NAMES[int(p)]: int(n) for p, n in zip(*np.unique(
+            [q for q, u in zip(sty_pred, test) if u.style == s], return_counts=True))}
+        for s in sorted({u.style for u in test})}
     res["dynamic_amplitude"] = dynamic_amplitude(main_outs, [u.coeffs[: len(o)] for u, o in zip(test, main_outs)])
     res["dynamic_amplitude_note"] = ("2-step student, per channel group: std of each channel minus its running mean "
                                      "(~1 s), output / ground truth (1 = as lively; below 1 = stiffer)")

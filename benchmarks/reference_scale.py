@@ -10,6 +10,8 @@ the model's scale. Reported per clip and as medians over clips:
   how far the reference is read as opening the mouth more or less than the typical training utterance;
 - the articulation tempo's smoothing pole (median over those channels; 0 = as brisk as the corpus or brisker) and
   its lip boost (median over the lip channels, and the share at MAX_BOOST; 0 = as slow as the corpus or slower);
+- its lip widening (engine.motion.amplitude, since session 13: median over the lip channels, and the share of lip
+  channels widened at all; 0 = lips ranging no wider than the corpus's typical utterance);
 - the share of channel gains that sit at their caps (a clip read on the wrong scale piles up there).
 The same figures for corpus utterances used as references (13 test utterances, other voices) say what an
 in-domain reference does: a real clip read on the right scale should look like them, not pinned to one side.
@@ -37,7 +39,7 @@ GROUPS = {"brows": range(14, 19), "blinks": range(19, 21), "eyes_cheeks_nose": r
           "head_rotation": range(28, 31), "head_translation": range(31, 33)}
 LIPS = [c for c in A.ARTICULATION_CHANNELS if c != 0]
 MEDIANS = ("jaw_gain", "lip_gain_median", "tempo_pole_median", "boost_median", "boost_at_cap_share",
-           "amplitude_at_cap_share", "articulation_at_cap_share")
+           "widen_median", "widened_share", "amplitude_at_cap_share", "articulation_at_cap_share")
 
 
 def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
@@ -56,6 +58,8 @@ def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
     pole = ref.articulation.pole if ref.articulation is not None else np.zeros(34)
     boost = ref.articulation.boost if ref.articulation is not None and ref.articulation.boost is not None \
         else np.zeros(34)
+    widen = ref.articulation.widen if ref.articulation is not None and ref.articulation.widen is not None \
+        else np.zeros(34)
     art = gain[list(A.ARTICULATION_CHANNELS)]
     floor = np.where(np.asarray(A.ARTICULATION_CHANNELS) == 0, A.JAW_GAIN_FLOOR, 1 / A.ARTICULATION_CAP)
     return {"lift": {k: round(float(np.median(lift[list(v)])), 3) for k, v in GROUPS.items()},
@@ -63,6 +67,8 @@ def _lifts(model: Any, ref: Any, audio: np.ndarray) -> dict[str, Any]:
             "tempo_pole_median": round(float(np.median(pole[list(A.ARTICULATION_CHANNELS)])), 3),
             "boost_median": round(float(np.median(boost[LIPS])), 3),
             "boost_at_cap_share": round(float(np.mean(boost[LIPS] >= A.MAX_BOOST * 0.999)), 3),
+            "widen_median": round(float(np.median(widen[LIPS])), 3),
+            "widened_share": round(float(np.mean(widen[LIPS] > 0)), 3),
             "amplitude_at_cap_share": round(float(np.mean((aim >= A.CAP * 0.999) | (aim <= 1.001 / A.CAP))), 3),
             "articulation_at_cap_share": round(float(np.mean((art >= A.ARTICULATION_CAP * 0.999)
                                                               | (art <= floor * 1.001))), 3)}

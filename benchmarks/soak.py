@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(r, Path(args.json).with_suffix(".png"), f"soak {args.seconds:.0f} s")
     keys = ("pass", "fps", "e2e_ms", "av_drift_frames_last10s", "clock_drift_frames", "rss_growth", "stalls",
             "max_gap_ms", "stall_at_s", "dropped", "repeated", "fresh_fraction", "level_time_s", "restarts",
-            "load_avg_1m_start")
+            "load_avg_1m_start", "gc_pauses", "gc_pauses_over_20ms")
     print({k: r[k] for k in keys})  # the script's output is its report
     return 0 if r["pass"] else 1
 

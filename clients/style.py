@@ -30,8 +30,8 @@ def _short(name: str) -> str:
     return name.removeprefix("mouth").replace("Left", " L").replace("Right", " R")
 
 
-def _group(art: dict[str, Any], names: list[str]) -> str:
-    lo, hi = min(art[n]["tempo"] for n in names), max(art[n]["tempo"] for n in names)
+def _group(art: dict[str, Any], names: list[str], key: str = "tempo") -> str:
+    lo, hi = min(art[n][key] for n in names), max(art[n][key] for n in names)
     pace = f"{lo:.2f}x" if abs(hi - lo) < 0.005 else f"{lo:.2f}-{hi:.2f}x"
     return f"{', '.join(_short(n) for n in names)} ({pace})"
 
@@ -54,6 +54,10 @@ def describe(r: dict[str, Any]) -> str:
     parts = [f"smoothed {_group(art, slow)}" if slow else "", f"lifted {_group(art, brisk)}" if brisk else "",
              f"kept {_group(art, kept)}" if kept else "", f"still {', '.join(_short(n) for n in still)}" if still else ""]
     lines.append("    tempo against the corpus's: " + "; ".join(x for x in parts if x))
+    if any(v.get("spread") for v in art.values()):  # weights whose reference scale has the corpus's spread
+        wider = [n for n, v in art.items() if v.get("widen", 0) > 0]
+        lines.append("    lip range against the corpus's: " + (f"widened {_group(art, wider, 'spread')}" if wider
+                                                                 else "nothing widened"))
     return "\n".join(lines)
 
 

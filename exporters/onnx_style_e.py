@@ -243,14 +243,17 @@ def write_model_card(weights_dir: str | Path, metrics: dict[str, object] | None 
         sc = json.loads(scale.read_text())
         lines += [f"`reference_scale.json` (`s2t train style-e --reference-scale-only`, or the last step of the recipe): "
                   f"per-channel statistics, no learned weights: the corpus's mean level per utterance (the unit of a "
-                  f"style reference's articulation gain) and mean/spread ({sc.get('synthetic_utterances')} training "
+                  f"style reference's articulation gain), its mean motion spread per utterance (the unit of the lip "
+                  f"widening{'' if 'spread' in sc else ': not in this file, so nothing is widened'}) and "
+                  f"mean/spread ({sc.get('synthetic_utterances')} training "
                   f"utterances of `{sc.get('corpus')}`), and the face tracker's mean/spread over "
                   f"{sc.get('fitted_clips')} fitted real clips (`{sc.get('real')}`, {sc.get('fitted_frames')} frames), "
                   "which a video reference is mapped from onto the corpus's scale (engine/motion/reference.py).", ""]
     lines += ["Run time, not weights (all in the metrics below): emotion prompts' words are also read through a local "
               "WordNet when one is installed (engine/data/wordnet.py; Debian wordnet-base, `S2T_WORDNET=0` turns it "
               "off), a style reference's motion spread is matched online on the non-mouth channels and its "
-              "articulation (range and tempo) scales and smooths the jaw and lip channels (engine/motion/amplitude.py), "
+              "articulation (range, tempo and lip spread) scales, smooths, sharpens and widens the jaw and lip "
+              "channels (engine/motion/amplitude.py), "
               "and a share of the mouth (`StreamConfig.phone_weight`, 0.2 by default: the jaw's value, the lips' "
               "motion) comes from phones recognised by pocketsphinx's bundled acoustic model (engine/audio/phones.py; "
               "no weights of ours).", ""]

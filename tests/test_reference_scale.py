@@ -86,6 +86,29 @@ def test_articulation_boost_lifts_a_brisk_reference_s_lips_only() -> None:
     assert A.articulation(brisk, LEVELS, t_mid).boost[1] == pytest.approx(ratio - 1, rel=1e-4)
 
 
+def test_articulation_widens_a_wide_reference_s_lips_only() -> None:
+    ref = _ref(period=40.0)
+    unit = A.reference_spread(ref)  # a corpus whose utterances move exactly as much: nothing
+    lips = [c for c in A.ARTICULATION_CHANNELS if c != 0]
+    assert (A.articulation(ref, LEVELS, TEMPO, unit).widen == 0).all()
+    unknown = A.articulation(ref, LEVELS, TEMPO).widen  # no corpus spread given: nothing widened
+    assert unknown is not None and (unknown == 0).all()
+    widen = A.articulation(ref, LEVELS, TEMPO, unit / 1.2).widen  # 1.2x the corpus's spread: WIDEN_SLOPE * 0.2
+    assert widen is not None
+    assert all(widen[c] == pytest.approx(A.WIDEN_SLOPE * 0.2, rel=1e-3) for c in lips)
+    assert widen[0] == 0.0 and (np.delete(widen, lips) == 0).all()  # never the jaw, never outside the lips
+    wide = A.articulation(ref, LEVELS, TEMPO, unit / 3).widen
+    assert wide is not None and all(wide[c] == pytest.approx(A.MAX_WIDEN) for c in lips)
+    narrow = A.articulation(ref, LEVELS, TEMPO, unit * 2).widen  # moves less than the corpus: left alone
+    assert narrow is not None and (narrow == 0).all()
+    zero = unit.copy()
+    zero[1] = 0.0  # a channel that never moves in the corpus: no ratio to read
+    still = A.articulation(ref, LEVELS, TEMPO, zero / 1.2).widen
+    assert still is not None and still[1] == 0.0 and still[2] > 0
+    with pytest.raises(ValueError):
+        A.articulation(ref, LEVELS, TEMPO, unit[:10])
+
+
 def test_stream_articulation_scales_smooths_and_glides_to_a_new_one() -> None:
     rng = np.random.default_rng(0)
     x = (0.3 + 0.1 * rng.random((200, 34))).astype(np.float32)
@@ -130,6 +153,33 @@ def test_stream_boost_lifts_fast_motion_causally_across_chunks() -> None:
     np.testing.assert_array_equal(A.AmplitudeMatch(34)(x), x)  # nothing given: identity
 
 
+def test_stream_widens_the_slower_motion_causally_across_chunks() -> None:
+    rng = np.random.default_rng(5)
+    t = np.arange(300)
+    x = (0.3 + 0.05 * rng.standard_normal((300, 34)) + 0.1 * np.sin(2 * np.pi * t / 20)[:, None]).astype(np.float32)
+    widen = np.zeros(34, np.float32)
+    widen[10] = 1.0
+    am = A.AmplitudeMatch(34, None, A.Articulation(np.ones(34, np.float32), np.zeros(34, np.float32), None, widen))
+    out = np.concatenate([am(x[i:i + 3]) for i in range(0, 300, 3)])
+    band = level = float(x[0, 10])
+    want = []
+    for v in x[:, 10].astype(np.float64):  # the band between a ~0.2 s low-pass and the ~1 s running mean
+        band = A.WIDEN_POLE * band + (1 - A.WIDEN_POLE) * v
+        level = A.MEAN_POLE * level + (1 - A.MEAN_POLE) * v
+        want.append(v + (band - level))
+    np.testing.assert_allclose(out[:, 10], want, rtol=1e-5)
+    slow = np.sin(2 * np.pi * t / 20)
+    gain = np.dot(out[50:, 10] - out[50:, 10].mean(), slow[50:]) / np.dot(x[50:, 10] - x[50:, 10].mean(), slow[50:])
+    assert gain > 1.3  # the 0.8 s sway grows
+    speed = np.abs(np.diff(out[:, 10])).mean() / np.abs(np.diff(x[:, 10])).mean()
+    assert speed < 1.15  # the frame-to-frame jitter hardly does
+    np.testing.assert_array_equal(out[:, 11], x[:, 11])  # other channels untouched
+    am.reset()  # a new utterance: band and level start again from its first frame
+    np.testing.assert_allclose(am(x[:30])[:, 10], want[:30], rtol=1e-5)
+    with pytest.raises(ValueError):
+        am.set_target(None, A.Articulation(np.ones(34), np.zeros(34), None, -np.ones(34)))
+
+
 def test_fitted_clips_are_mapped_from_the_tracker_population_onto_the_corpus() -> None:
     rng = np.random.default_rng(1)
     scale = _scale(fitted_mean=0.5, fitted_std=0.25)
@@ -157,6 +207,15 @@ def test_reference_scale_file_round_trips_and_a_bad_one_is_ignored(tmp_path: Pat
     with caplog.at_level(logging.WARNING):
         assert load_reference_scale(tmp_path) is None
     assert "ignoring" in caplog.text
+    old = json.loads(s.to_json())  # a file from before session 13 has no corpus spread: read, widening nothing
+    assert "spread" not in old
+    (tmp_path / REFERENCE_SCALE_FILE).write_text(json.dumps(old))
+    back = load_reference_scale(tmp_path)
+    assert back is not None and back.spread is None
+    wide = ReferenceScale(*(getattr(s, k) for k in ReferenceScale.FIELDS), spread=np.full(34, 0.05, np.float32))
+    (tmp_path / REFERENCE_SCALE_FILE).write_text(wide.to_json())
+    back = load_reference_scale(tmp_path)
+    assert back is not None and back.spread is not None and np.allclose(back.spread, 0.05)
 
 
 def test_read_style_reference_maps_tracker_fits_only(tmp_path: Path) -> None:
@@ -231,6 +290,8 @@ def test_recipe_step_measures_both_scales(tmp_path: Path, monkeypatch: pytest.Mo
     frames = np.concatenate([u.coeffs for u in synth])
     assert np.allclose(s.corpus_mean, frames.mean(0), atol=1e-6) and np.allclose(s.levels, frames.mean(0), atol=1e-6)
     assert np.allclose(s.tempo, np.mean([A.mouth_tempo(u.coeffs) for u in synth], 0), atol=1e-6)
+    assert s.spread is not None
+    assert np.allclose(s.spread, np.mean([A.reference_spread(u.coeffs) for u in synth], 0), atol=1e-6)
     p = build_parser()
     args = p.parse_args(["train", "style-e", "--reference-scale-only"])
     assert args.reference_scale_only

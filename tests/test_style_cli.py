@@ -44,6 +44,15 @@ def test_explain_style_reads_the_jaw_and_the_tempo(model) -> None:  # noqa: ANN0
         assert fast[name]["boost"] > 0 and fast[name]["pole"] == 0
         assert slow[name]["pole"] > 0 and slow[name]["boost"] == 0
     assert fast["jawOpen"]["boost"] == 0  # the jaw is never boosted
+    wide, narrow = _reference(model, 1.0, 12.0), _reference(model, 1.0, 12.0)
+    ch = list(A.ARTICULATION_CHANNELS)
+    wide[:, ch] = wide[:, ch].mean(0) + 3.0 * (wide[:, ch] - wide[:, ch].mean(0))  # lips ranging 3x as wide
+    narrow[:, ch] = narrow[:, ch].mean(0) + 0.2 * (narrow[:, ch] - narrow[:, ch].mean(0))
+    w, n = model.explain_style(wide)["articulation"], model.explain_style(narrow)["articulation"]
+    assert w["mouthFunnel"]["spread"] > 1 > n["mouthFunnel"]["spread"] > 0  # the shipped scale has the corpus's spread
+    assert w["mouthFunnel"]["widen"] > 0 and n["mouthFunnel"]["widen"] == 0
+    assert w["jawOpen"]["widen"] == 0  # the jaw is never widened
+    assert "lip range against the corpus's: widened " in describe({"clip": "w", **model.explain_style(wide)})
 
 
 def test_cli_reads_clips_as_text_and_json(model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001

@@ -30,6 +30,18 @@ Chosen on a new dev set of the same kind (140 training utterances, classifier on
 corpus rebuild): style 70.0 % -> 75.7 % with the jaw floor (whisper, read as newsreader, 3 -> 11 of 26) -> 78.6 %
 with the lip boost too; emotion 90.7 % throughout; jaw and lip-shape correlations within 0.001. The boost on the
 jaw, or the floor on the lips, scored lower (77.9 %, 73.6 %).
+
+Since session 13 a reference whose lips range wider than the corpus's typical utterance widens the stream's lips
+too. The stream's lip channels move 0.4-0.7x the ground truth's spread for every style, while their frame-to-frame
+speed is about right (0.8-1.2x): what is missing is the slower motion, between the jitter and the level. So a lip
+channel whose reference spread (`reference_spread`) is r times the corpus's mean (`ReferenceScale.spread`) gets
+that band widened: y + w (lowpass(y) - mean(y)), lowpass a one-pole at WIDEN_POLE (~0.2 s), mean the running mean at
+MEAN_POLE (~1 s), w = WIDEN_SLOPE (r - 1) within [0, MAX_WIDEN]. Causal; the widened band lags the lips by a few
+frames, which moved their best-lag correlation with the ground truth by nothing (still lag 0) and their lag-0 r by
+-0.004. Chosen on session 12's dev set: style 78.6 % -> 82.1 % (whisper 13 -> 19 of 26, the rest within one
+utterance), emotion 90.7 -> 90.0 %; at phone weight 0 / 0.8 70.7 -> 75.7 % / 72.9 -> 73.6 %; flat over WIDEN_SLOPE 2-8,
+MAX_WIDEN 0.6-1, WIDEN_POLE 0.7-0.9. Widening every stream's lips by the same amount, or the whole motion rather
+than the band, scored lower (ballads then read as whispers).
 """
 
 from __future__ import annotations
@@ -53,6 +65,9 @@ MAX_TEMPO_POLE = 0.5  # a reference at half the corpus's tempo or slower: pole 0
 JAW_GAIN_FLOOR = 1 / 3  # the jaw's gain may go this low (dev: 1/1.5 70.0 %, 1/2 74.3 %, 1/3 and 1/4 75.7 %)
 MAX_BOOST = 0.5  # a lip channel 1.5x as brisk as the corpus or brisker: boost 0.5 (dev: 0.25 76.4 %, 0.5-2 78.6 %)
 BOOST_POLE = 0.5  # the boost's low-pass (dev: 0.3 76.4 %, 0.5 78.6 %, 0.7 77.9 %)
+WIDEN_SLOPE = 2.0  # lip band widening per unit of reference spread over the corpus's (dev: 2, 4, 8 alike)
+MAX_WIDEN = 1.0  # at most double the band (dev: 0.6 and 1 alike at slope 2)
+WIDEN_POLE = 0.8  # the widened band's fast edge (dev: 0.5 80.0 %, 0.7 81.4 %, 0.8 and 0.9 82.1 %)
 
 
 def running_deviation(c: np.ndarray, pole: float = MEAN_POLE) -> np.ndarray:
@@ -100,19 +115,22 @@ def mouth_tempo(coeffs: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True, slots=True)
 class Articulation:
     """A style reference's articulation, per channel (each (C,)): `gain` multiplies the channel, `pole` smooths it
-    (causal one-pole; 0 = untouched), `boost` lifts its fast motion (0 = untouched; None: 0 everywhere). Channels
-    outside ARTICULATION_CHANNELS have gain 1, pole 0 and boost 0."""
+    (causal one-pole; 0 = untouched), `boost` lifts its fast motion, `widen` its slower motion (0 = untouched;
+    None: 0 everywhere). Channels outside ARTICULATION_CHANNELS have gain 1, pole 0, boost 0 and widen 0."""
 
     gain: np.ndarray
     pole: np.ndarray
     boost: np.ndarray | None = None
+    widen: np.ndarray | None = None
 
 
-def articulation(coeffs: np.ndarray, levels: np.ndarray, tempo: np.ndarray) -> Articulation:
+def articulation(coeffs: np.ndarray, levels: np.ndarray, tempo: np.ndarray,
+                 spread: np.ndarray | None = None) -> Articulation:
     """The articulation of reference clip `coeffs` against the training corpus's per-channel `levels` (mean level
-    per utterance) and `tempo` (mouth_tempo per utterance): gain = level ratio within [1/ARTICULATION_CAP,
-    ARTICULATION_CAP] (the jaw's down to JAW_GAIN_FLOOR); pole = 1 - tempo ratio, within [0, MAX_TEMPO_POLE]; boost
-    (lip channels) = tempo ratio - 1, within [0, MAX_BOOST]."""
+    per utterance), `tempo` (mouth_tempo per utterance) and `spread` (reference_spread per utterance; None: no
+    widening): gain = level ratio within [1/ARTICULATION_CAP, ARTICULATION_CAP] (the jaw's down to JAW_GAIN_FLOOR);
+    pole = 1 - tempo ratio, within [0, MAX_TEMPO_POLE]; boost (lip channels) = tempo ratio - 1, within [0,
+    MAX_BOOST]; widen (lip channels) = WIDEN_SLOPE (spread ratio - 1), within [0, MAX_WIDEN]."""
     c = np.asarray(coeffs, np.float64)
     lv = np.asarray(levels, np.float64).reshape(-1)
     tp = np.asarray(tempo, np.float64).reshape(-1)
@@ -128,12 +146,22 @@ def articulation(coeffs: np.ndarray, levels: np.ndarray, tempo: np.ndarray) -> A
     moving = np.isfinite(pace) & (tp[ch] > 1e-4) & (pace > 0)  # a still channel says nothing about tempo
     pole[ch] = np.where(moving, np.clip(1.0 - pace, 0.0, MAX_TEMPO_POLE), 0.0)
     boost[ch] = np.where(moving & (np.asarray(ch) != 0), np.clip(pace - 1.0, 0.0, MAX_BOOST), 0.0)
-    return Articulation(gain.astype(np.float32), pole.astype(np.float32), boost.astype(np.float32))
+    widen = np.zeros(lv.shape[0])
+    if spread is not None:
+        sp = np.asarray(spread, np.float64).reshape(-1)
+        if sp.shape != lv.shape:
+            raise ValueError(f"corpus spread {sp.shape} does not match levels {lv.shape}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wide = reference_spread(c)[ch] / sp[ch]
+        ok = np.isfinite(wide) & (sp[ch] > 1e-4) & (np.asarray(ch) != 0)
+        widen[ch] = np.where(ok, np.clip(WIDEN_SLOPE * (wide - 1.0), 0.0, MAX_WIDEN), 0.0)
+    return Articulation(gain.astype(np.float32), pole.astype(np.float32), boost.astype(np.float32),
+                        widen.astype(np.float32))
 
 
 class AmplitudeMatch:
     """Online, per-stream: `__call__(chunk)` -> the chunk with its motion scaled toward `target` (set_target) and
-    its articulation channels multiplied, smoothed and lifted as the reference's Articulation says."""
+    its articulation channels multiplied, smoothed, boosted and widened as the reference's Articulation says."""
 
     def __init__(self, channels: int, target: np.ndarray | None = None,
                  articulation: Articulation | None = None) -> None:
@@ -143,7 +171,9 @@ class AmplitudeMatch:
         self.gain = np.ones(channels, np.float64)  # articulation in use (glides toward the goals)
         self.pole = np.zeros(channels, np.float64)
         self.boost = np.zeros(channels, np.float64)
+        self.widen = np.zeros(channels, np.float64)
         self._gain_goal, self._pole_goal, self._boost_goal = self.gain.copy(), self.pole.copy(), self.boost.copy()
+        self._widen_goal = self.widen.copy()
         self.set_target(target, articulation, immediate=True)
         self.reset()
 
@@ -154,11 +184,13 @@ class AmplitudeMatch:
         self._var: np.ndarray | None = None
         self._prev: np.ndarray | None = None  # last smoothed articulation frame
         self._low: np.ndarray | None = None  # the boost's low-pass of the smoothed frames
+        self._band: np.ndarray | None = None  # the widening's low-pass and running mean of the boosted frames
+        self._level: np.ndarray | None = None
 
     def set_target(self, spread: np.ndarray | None, articulation: Articulation | None = None,
                    immediate: bool = False) -> None:
         """The reference spread to match (None: pass motion through) and articulation (None: gain 1, no smoothing,
-        no boost).
+        no boost, no widening).
         A change glides in over BLEND_FRAMES (`immediate`: the articulation is taken at once, as before a stream's
         first chunk)."""
         g = np.ones(self.channels) if articulation is None else np.asarray(articulation.gain, np.float64).reshape(-1)
@@ -171,9 +203,13 @@ class AmplitudeMatch:
             np.asarray(articulation.boost, np.float64).reshape(-1)
         if b.shape != (self.channels,) or not np.isfinite(b).all() or (b < 0).any() or (b > 4).any():
             raise ValueError(f"articulation boost must be {self.channels} values in [0, 4], got {b.shape}")
-        self._gain_goal, self._pole_goal, self._boost_goal = g.copy(), q.copy(), b.copy()
+        lf = np.zeros(self.channels) if articulation is None or articulation.widen is None else \
+            np.asarray(articulation.widen, np.float64).reshape(-1)
+        if lf.shape != (self.channels,) or not np.isfinite(lf).all() or (lf < 0).any() or (lf > 4).any():
+            raise ValueError(f"articulation widen must be {self.channels} values in [0, 4], got {lf.shape}")
+        self._gain_goal, self._pole_goal, self._boost_goal, self._widen_goal = g.copy(), q.copy(), b.copy(), lf.copy()
         if immediate:
-            self.gain, self.pole, self.boost = g.copy(), q.copy(), b.copy()
+            self.gain, self.pole, self.boost, self.widen = g.copy(), q.copy(), b.copy(), lf.copy()
         self._settle()
         if spread is None:
             self.target = self._goal = None
@@ -187,12 +223,15 @@ class AmplitudeMatch:
 
     def _settle(self) -> None:
         """Snap a glide that has arrived (within 1e-5) onto its goal; note whether articulation does nothing."""
-        pairs = ((self.gain, self._gain_goal), (self.pole, self._pole_goal), (self.boost, self._boost_goal))
+        pairs = ((self.gain, self._gain_goal), (self.pole, self._pole_goal), (self.boost, self._boost_goal),
+                 (self.widen, self._widen_goal))
         if all(np.abs(now - goal).max() < 1e-5 for now, goal in pairs):
-            self.gain, self.pole, self.boost = self._gain_goal.copy(), self._pole_goal.copy(), self._boost_goal.copy()
+            self.gain, self.pole = self._gain_goal.copy(), self._pole_goal.copy()
+            self.boost, self.widen = self._boost_goal.copy(), self._widen_goal.copy()
         self._identity = bool((self.gain == 1.0).all() and (self.pole == 0.0).all() and (self.boost == 0.0).all()
-                              and (self._gain_goal == 1.0).all() and (self._pole_goal == 0.0).all()
-                              and (self._boost_goal == 0.0).all())
+                              and (self.widen == 0.0).all() and (self._gain_goal == 1.0).all()
+                              and (self._pole_goal == 0.0).all() and (self._boost_goal == 0.0).all()
+                              and (self._widen_goal == 0.0).all())
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         if not len(chunk) or (self._identity and self._goal is None):
@@ -204,11 +243,17 @@ class AmplitudeMatch:
                 self.gain += a * (self._gain_goal - self.gain)
                 self.pole += a * (self._pole_goal - self.pole)
                 self.boost += a * (self._boost_goal - self.boost)
+                self.widen += a * (self._widen_goal - self.widen)
                 x = out[t].astype(np.float64) * self.gain
                 y = x if self._prev is None else (1.0 - self.pole) * x + self.pole * self._prev
                 self._prev = y
                 self._low = y if self._low is None else BOOST_POLE * self._low + (1.0 - BOOST_POLE) * y
-                out[t] = y + self.boost * (y - self._low)
+                z = y + self.boost * (y - self._low)
+                if self._band is None or self._level is None:
+                    self._band, self._level = z.copy(), z.copy()
+                self._band = WIDEN_POLE * self._band + (1.0 - WIDEN_POLE) * z
+                self._level = MEAN_POLE * self._level + (1.0 - MEAN_POLE) * z
+                out[t] = z + self.widen * (self._band - self._level)
             self._settle()
         if self._goal is None or self.target is None:
             return out

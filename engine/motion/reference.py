@@ -51,7 +51,9 @@ class ReferenceScale:
 
     levels: the training corpus's mean level per utterance (the unit of the articulation gain); tempo: its mean
     engine.motion.amplitude.mouth_tempo per utterance (the unit of the articulation tempo); corpus_mean/corpus_std:
-    the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips."""
+    the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips; spread: the corpus's mean
+    engine.motion.amplitude.reference_spread per utterance (the unit of the articulation lift; None in files
+    written before session 13, which then lift nothing)."""
 
     levels: np.ndarray
     tempo: np.ndarray
@@ -59,19 +61,23 @@ class ReferenceScale:
     corpus_std: np.ndarray
     fitted_mean: np.ndarray
     fitted_std: np.ndarray
+    spread: np.ndarray | None = None
 
     FIELDS = ("levels", "tempo", "corpus_mean", "corpus_std", "fitted_mean", "fitted_std")
+    OPTIONAL = ("spread",)
 
     def to_json(self, **provenance: object) -> str:
         """One line per field: a reviewable file."""
-        d = {k: [round(float(v), 6) for v in getattr(self, k)] for k in self.FIELDS} | provenance
+        keys = self.FIELDS + tuple(k for k in self.OPTIONAL if getattr(self, k) is not None)
+        d = {k: [round(float(v), 6) for v in getattr(self, k)] for k in keys} | provenance
         return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) + "\n}"
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> "ReferenceScale":
-        arrays = [np.asarray(d[k], np.float32) for k in cls.FIELDS]
+        keys = cls.FIELDS + tuple(k for k in cls.OPTIONAL if k in d)
+        arrays = [np.asarray(d[k], np.float32) for k in keys]
         if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1 or not all(np.isfinite(a).all() for a in arrays):
-            raise ValueError("a reference scale needs equal-length finite vectors: " + ", ".join(cls.FIELDS))
+            raise ValueError("a reference scale needs equal-length finite vectors: " + ", ".join(keys))
         return cls(*arrays)
 
 

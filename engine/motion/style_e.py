@@ -93,11 +93,13 @@ class StyleEModel:
     def read_style(self, coeffs: np.ndarray) -> tuple[StyleRef, dict[str, object]]:
         """A reference read once: the StyleRef a stream uses (`style`) and how it is read (`explain_style`): the
         training styles its code is nearest to (the style encoder's softmax, from the same pass as the code), and
-        its articulation per channel: gain, tempo against the corpus's (`ReferenceScale.tempo`), smoothing pole and
-        lip boost (None where the weights have no reference scale)."""
+        its articulation per channel: gain, tempo against the corpus's (`ReferenceScale.tempo`), smoothing pole, lip
+        boost, spread against the corpus's (`ReferenceScale.spread`) and lip widening (None where the weights have no
+        reference scale)."""
         ref = check_reference(coeffs)
         code, logits = self.style_graph.run({"ref": ref[None]})
-        art = articulation(ref, self.scale.levels, self.scale.tempo) if self.scale is not None else None
+        art = articulation(ref, self.scale.levels, self.scale.tempo, self.scale.spread) \
+            if self.scale is not None else None
         style = StyleRef(code[0].astype(np.float32), reference_spread(ref), art)
         p = np.exp(logits[0] - logits[0].max()).astype(np.float64)
         p /= p.sum()
@@ -110,11 +112,16 @@ class StyleEModel:
         if art is not None and self.scale is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 pace = mouth_tempo(ref) / self.scale.tempo
+                wide = style.spread / self.scale.spread if self.scale.spread is not None else None
             boost = art.boost if art.boost is not None else np.zeros_like(art.gain)
+            widen = art.widen if art.widen is not None else np.zeros_like(art.gain)
             out["articulation"] = {
                 DEFAULT_SPEC.expression[c]: {"gain": round(float(art.gain[c]), 3),
                                              "tempo": round(float(pace[c]), 3) if np.isfinite(pace[c]) else None,
-                                             "pole": round(float(art.pole[c]), 3), "boost": round(float(boost[c]), 3)}
+                                             "pole": round(float(art.pole[c]), 3), "boost": round(float(boost[c]), 3),
+                                             "spread": round(float(wide[c]), 3)
+                                             if wide is not None and np.isfinite(wide[c]) else None,
+                                             "widen": round(float(widen[c]), 3)}
                 for c in ARTICULATION_CHANNELS}
         return style, out
 
@@ -292,7 +299,8 @@ class StyleEStage:
         near = ", ".join(f"{k} {v:.2f}" for i, (k, v) in enumerate(styles[:3]) if i == 0 or v >= 0.05)
         art = r["articulation"]
         mouth = "" if not isinstance(art, dict) else (
-            f"; jaw x{art['jawOpen']['gain']:.2f}, lips lifted on {sum(v['boost'] > 0 for v in art.values())} and "
+            f"; jaw x{art['jawOpen']['gain']:.2f}, lips brisker on {sum(v['boost'] > 0 for v in art.values())}, "
+            f"wider on {sum(v['widen'] > 0 for v in art.values())} and "
             f"smoothed on {sum(v['pole'] > 0 for k, v in art.items() if k != 'jawOpen')} of {len(art) - 1} channels")
         log.info("style reference of %s frames: nearest training styles %s%s", r["frames"], near, mouth)
 

@@ -23,7 +23,7 @@ from engine.metrics import best_lag_pearson
 from engine.motion.audio_encoder import MEL_DIM, N_MOUTH, AudioEncoder, AudioEncoderConfig
 from engine.motion.audio_train import encode_audio, train_audio_encoder
 from engine.motion.denoiser import Denoiser, DenoiserConfig
-from engine.motion.amplitude import mouth_tempo
+from engine.motion.amplitude import mouth_tempo, reference_spread
 from engine.motion.reference import REFERENCE_SCALE_FILE, ReferenceScale
 from engine.motion.sampler import alpha_sigma
 from engine.motion.style_encoder import StyleEncoder
@@ -460,8 +460,9 @@ def run_recipe(cfg: TrainConfig, out: str | Path, distill_rounds: int = 5, teach
 
 def fit_reference_scale(corpus: str | Path, real: str | Path, shards: int) -> tuple[ReferenceScale, dict[str, object]]:
     """The corpus's and the face tracker's per-channel scales (engine.motion.reference): levels = the mean of the
-    training utterances' mean levels, tempo = the mean of their mouth_tempo; corpus mean/spread over their frames; fitted mean/spread over the valid
-    frames of every fitted real clip in `real` (an `s2t data fit` folder). Returns it and its provenance."""
+    training utterances' mean levels, tempo = the mean of their mouth_tempo, spread = the mean of their
+    reference_spread; corpus mean/spread over their frames; fitted mean/spread over the valid frames of every fitted
+    real clip in `real` (an `s2t data fit` folder). Returns it and its provenance."""
     c = load_corpus(corpus, None, shards, ("train",))
     synth = [u.coeffs for u in c.synth if len(u.coeffs) >= 40]
     if not synth:
@@ -478,7 +479,8 @@ def fit_reference_scale(corpus: str | Path, real: str | Path, shards: int) -> tu
     scale = ReferenceScale(np.mean([u.mean(0) for u in synth], 0).astype(np.float32),
                            np.mean([mouth_tempo(u) for u in synth], 0).astype(np.float32),
                            frames.mean(0).astype(np.float32), frames.std(0).astype(np.float32),
-                           fitted.mean(0).astype(np.float32), fitted.std(0).astype(np.float32))
+                           fitted.mean(0).astype(np.float32), fitted.std(0).astype(np.float32),
+                           np.mean([reference_spread(u) for u in synth], 0).astype(np.float32))
     return scale, {"synthetic_utterances": len(synth), "synthetic_frames": len(frames), "fitted_clips": len(fits),
                    "fitted_frames": len(fitted), "corpus": str(corpus), "real": str(real)}
 
