@@ -27,6 +27,13 @@ def speech_files(shared_data: Path) -> list[Path]:
     return files
 
 
+@pytest.fixture(autouse=True)
+def _fresh_style_fit_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with an empty style-reference fit cache of its own (engine.data.fit_cache), so a fit a
+    test expects to run is never served from an earlier test or the user's cache."""
+    monkeypatch.setenv("S2T_STYLE_CACHE_DIR", str(tmp_path_factory.mktemp("style_refs")))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Destroy, with linger 0, the zmq contexts tests left behind (and say so). A finished CI run once hung in
     pytest's last gc pass, in the term() of a collected context: an engine whose close() was cancelled part-way

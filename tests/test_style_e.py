@@ -217,7 +217,7 @@ def test_stage_protocol(model, caplog: pytest.LogCaptureFixture) -> None:  # noq
     with caplog.at_level("INFO", logger="engine.motion.style_e"):
         stage.set_style_reference(np.random.default_rng(1).random((60, 34), np.float32) * 0.3)
     said = [r.getMessage() for r in caplog.records if "style reference of 60 frames" in r.getMessage()]
-    assert len(said) == 1 and "nearest training styles" in said[0] and "jaw x" in said[0]  # what it does, logged
+    assert len(said) == 1 and "nearest training styles" in said[0] and "jaw x" in said[0] and "wider on" in said[0]
     out = stage.step_chunk(np.zeros((2, 640), np.float32), np.zeros(2, bool))
     assert out.shape == (2, 34)
     stage.set_quality(QualityLevel("fast", steps=1))

@@ -47,6 +47,11 @@ async def test_face_video_reference_is_fitted_while_the_stream_keeps_pace(tmp_pa
         style = eng._style
         assert style is not None and style.shape == (20, 34) and np.isfinite(style).all()
         assert style[:, :28].min() >= 0.0 and style[:, :28].max() <= 1.0  # expression channels in the MotionSpec
+        t1 = time.monotonic()
+        await eng.set_style_reference(clip)  # the same clip again: its fit comes from the cache, no child process
+        assert time.monotonic() - t1 < 1.0 and eng._style is not style
+        np.testing.assert_array_equal(eng._style, style)
+        style = eng._style
         with pytest.raises(NoFaceError):  # refused: the session keeps its style and goes on
             await eng.set_style_reference(_write_gray(tmp_path / "gray.mp4"))
         assert eng._style is style

@@ -1,5 +1,6 @@
-"""Style-E talking-style references: the checks a (T, 34) coefficient clip must pass and the scale it is read on
-(torch-free, for the runtime).
+"""Style-E talking-style references: reading one from a file, the checks a (T, 34) coefficient clip must pass and
+the scale it is read on (neither torch nor ONNX Runtime: the runtime's hub reads coefficient files and cached fits
+itself).
 
 Style-E's motion lives on the synthetic training corpus's scale. A reference fitted from a real video by the face
 tracker lives on the tracker's: its brows and head translation move 5-65x as much, its jawOpen sits at 0.0-0.4x the
@@ -15,17 +16,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine.data import fit_cache
+from engine.data.fit_cache import STYLE_VIDEO_MAX_FRAMES, STYLE_VIDEO_MAX_SIDE
 from engine.errors import InputError
 from engine.spec import DEFAULT_SPEC, MotionSpec
 
 MIN_FRAMES = 12  # ~0.5 s at 25 fps: velocity statistics need a few cycles of motion
 MAX_FRAMES = 2000  # longer references are cut to their first MAX_FRAMES frames (80 s)
 REFERENCE_SCALE_FILE = "reference_scale.json"
+WEIGHTS_ENV = "S2T_STYLE_E_WEIGHTS"  # a folder with style_e.npz/.json + the ONNX graphs
 log = logging.getLogger(__name__)
 
 
@@ -105,3 +110,56 @@ def to_model_scale(coeffs: np.ndarray, scale: ReferenceScale, spec: MotionSpec =
     ratio = np.where(ok, cs / np.maximum(fs, 1e-4), 0.0)
     out = scale.corpus_mean + (c - scale.fitted_mean) * ratio
     return spec.clip(out)
+
+
+def default_weights_dir() -> Path:
+    """The Style-E weights folder: $S2T_STYLE_E_WEIGHTS, else the ones shipped beside this module."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent / "weights"
+
+
+def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES,
+                         scale: ReferenceScale | None = None) -> np.ndarray:
+    """A style reference from a file, on the model's scale: .npz (a `coeffs` array; an `s2t data fit` output,
+    recognised by its `valid` array, is a face-tracker fit), .npy (taken as given), or a video (its first
+    `max_frames` frames fitted with the face tracker; frames without a face are left out; the fit is cached by the
+    file's content, engine.data.fit_cache). Face-tracker fits are mapped onto the model's scale with `scale`
+    (default: the reference_scale.json of the default weights folder; without one they are passed as fitted, with a
+    warning)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"style reference not found: {p}")
+    if p.suffix.lower() == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "coeffs" not in z.files:
+                raise InputError(f"{p}: no 'coeffs' array (have {', '.join(z.files)})")
+            coeffs = np.asarray(z["coeffs"], np.float32)
+            if "valid" not in z.files:
+                return coeffs
+            valid = np.asarray(z["valid"], bool).reshape(-1)
+            if valid.shape == (len(coeffs),):
+                coeffs = coeffs[valid]
+        return _fitted_to_model_scale(coeffs, p, scale)
+    if p.suffix.lower() == ".npy":
+        return np.asarray(np.load(p, allow_pickle=False), np.float32)
+    fitted = fit_cache.load(p, max_frames, STYLE_VIDEO_MAX_SIDE)  # this clip fitted before: seconds saved
+    if fitted is None:
+        from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
+
+        fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
+        if not fit.valid.any():
+            raise InputError(f"{p}: no face found in the style reference video")
+        fitted = fit.coeffs[fit.valid]
+        fit_cache.store(p, max_frames, STYLE_VIDEO_MAX_SIDE, fitted)
+    return _fitted_to_model_scale(fitted, p, scale)
+
+
+def _fitted_to_model_scale(coeffs: np.ndarray, path: Path, scale: ReferenceScale | None) -> np.ndarray:
+    scale = scale or load_reference_scale(default_weights_dir())
+    if scale is None:
+        log.warning("%s is a face-tracker fit and the weights have no reference scale: it is used on the tracker's "
+                    "scale (its brows and head may be matched several times too lively)", path.name)
+        return coeffs
+    if len(coeffs) == 0 or coeffs.ndim != 2 or coeffs.shape[1] != len(scale.levels):
+        return coeffs  # check_reference says what is wrong with it
+    return to_model_scale(coeffs, scale)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 from engine.errors import InputError, NotAvailableError
 from engine.motion.amplitude import ARTICULATION_CHANNELS, Articulation, articulation, mouth_tempo, reference_spread
 from engine.motion.stream import PHONE_WEIGHT, SAMPLES_PER_FRAME, Graphs, OrtGraph, StreamConfig, StyleEStream
-from engine.motion.reference import ReferenceScale, check_reference, load_reference_scale, to_model_scale
+from engine.motion.reference import (WEIGHTS_ENV, ReferenceScale, check_reference, default_weights_dir,
+                                    load_reference_scale, read_style_reference)
 from engine.motion.text_encoder import (TextEncoder, check_prompt, clip_embed, default_lexicon, load_projection,
                                         minilm_embed)
 from engine.spec import DEFAULT_SPEC
@@ -31,15 +31,8 @@ if TYPE_CHECKING:
     from engine.runtime.budget import QualityLevel
 
 log = logging.getLogger(__name__)
-WEIGHTS_ENV = "S2T_STYLE_E_WEIGHTS"  # a folder with style_e.npz/.json + the ONNX graphs
 FPS = 25.0
 STYLE_DIM = 32
-
-
-def default_weights_dir() -> Path:
-    """The weights folder: $S2T_STYLE_E_WEIGHTS, else the ones shipped beside this module."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent / "weights"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,50 +156,6 @@ def load_model(weights_dir: str | Path | None = None, clip_path: str | None = No
                        meta, load_reference_scale(d))
 
 
-STYLE_VIDEO_MAX_FRAMES = 500  # a video reference is fitted over its first 500 frames (20 s at 25 fps)
-STYLE_VIDEO_MAX_SIDE = 720  # ... decoded at most 720 px on its longer side
-
-
-def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES,
-                         scale: ReferenceScale | None = None) -> np.ndarray:
-    """A style reference from a file, on the model's scale: .npz (a `coeffs` array; an `s2t data fit` output,
-    recognised by its `valid` array, is a face-tracker fit), .npy (taken as given), or a video (its first
-    `max_frames` frames fitted with the face tracker; frames without a face are left out). Face-tracker fits are
-    mapped onto the model's scale with `scale` (default: the reference_scale.json of the default weights folder;
-    without one they are passed as fitted, with a warning)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"style reference not found: {p}")
-    if p.suffix.lower() == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            if "coeffs" not in z.files:
-                raise InputError(f"{p}: no 'coeffs' array (have {', '.join(z.files)})")
-            coeffs = np.asarray(z["coeffs"], np.float32)
-            if "valid" not in z.files:
-                return coeffs
-            valid = np.asarray(z["valid"], bool).reshape(-1)
-            if valid.shape == (len(coeffs),):
-                coeffs = coeffs[valid]
-        return _fitted_to_model_scale(coeffs, p, scale)
-    if p.suffix.lower() == ".npy":
-        return np.asarray(np.load(p, allow_pickle=False), np.float32)
-    from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
-
-    fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
-    if not fit.valid.any():
-        raise InputError(f"{p}: no face found in the style reference video")
-    return _fitted_to_model_scale(fit.coeffs[fit.valid], p, scale)
-
-
-def _fitted_to_model_scale(coeffs: np.ndarray, path: Path, scale: ReferenceScale | None) -> np.ndarray:
-    scale = scale or load_reference_scale(default_weights_dir())
-    if scale is None:
-        log.warning("%s is a face-tracker fit and the weights have no reference scale: it is used on the tracker's "
-                    "scale (its brows and head may be matched several times too lively)", path.name)
-        return coeffs
-    if len(coeffs) == 0 or coeffs.ndim != 2 or coeffs.shape[1] != len(scale.levels):
-        return coeffs  # check_reference says what is wrong with it
-    return to_model_scale(coeffs, scale)
 
 
 class StyleEMotion:

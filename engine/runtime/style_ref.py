@@ -2,7 +2,8 @@
 
 Fitting a video (face tracking + coefficient fit, seconds for a few seconds of clip) inside the hub or the
 motion worker would stall the paced stream, so it runs in a spawned process the session waits on without
-blocking its event loop. Coefficient files (.npz / .npy) are read in place.
+blocking its event loop. Coefficient files (.npz / .npy), and videos fitted before (engine.data.fit_cache), are
+read in place, on a thread.
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ COEFF_SUFFIXES = (".npz", ".npy")
 
 
 def _read(path: str) -> np.ndarray:
-    from engine.motion.style_e import read_style_reference
+    from engine.motion.reference import read_style_reference  # no ONNX Runtime in the hub
 
     return read_style_reference(path)
+
+
+def _fitted_before(p: Path) -> bool:
+    """Whether this video's fit is in the cache (engine.data.fit_cache): then no child process is needed."""
+    from engine.data import fit_cache
+
+    return fit_cache.enabled() and fit_cache.entry(p, fit_cache.STYLE_VIDEO_MAX_FRAMES,
+                                                   fit_cache.STYLE_VIDEO_MAX_SIDE).is_file()
 
 
 def _child(path: str, conn: Connection) -> None:
@@ -51,8 +60,8 @@ async def read_style_reference_async(path: str | Path, timeout_s: float = FIT_TI
     p = Path(path)
     if not p.is_file():
         raise InputError(f"style reference not found: {p}")
-    if p.suffix.lower() in COEFF_SUFFIXES:
-        return _read(str(p))
+    if p.suffix.lower() in COEFF_SUFFIXES or await asyncio.to_thread(_fitted_before, p):
+        return await asyncio.to_thread(_read, str(p))  # a file read (hashing a video: tens of ms), off the loop
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(str(p), send), name="s2t-style-fit", daemon=True)
