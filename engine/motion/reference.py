@@ -57,8 +57,8 @@ class ReferenceScale:
     levels: the training corpus's mean level per utterance (the unit of the articulation gain); tempo: its mean
     engine.motion.amplitude.mouth_tempo per utterance (the unit of the articulation tempo); corpus_mean/corpus_std:
     the corpus's frames; fitted_mean/fitted_std: the face tracker's fits of real clips; spread: the corpus's mean
-    engine.motion.amplitude.reference_spread per utterance (the unit of the articulation lift; None in files
-    written before session 13, which then lift nothing)."""
+    engine.motion.amplitude.reference_spread per utterance (the unit of the lip widening; None in files written
+    before session 13, which then widen nothing)."""
 
     levels: np.ndarray
     tempo: np.ndarray
@@ -142,16 +142,25 @@ def read_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRA
         return _fitted_to_model_scale(coeffs, p, scale)
     if p.suffix.lower() == ".npy":
         return np.asarray(np.load(p, allow_pickle=False), np.float32)
-    fitted = fit_cache.load(p, max_frames, STYLE_VIDEO_MAX_SIDE)  # this clip fitted before: seconds saved
-    if fitted is None:
-        from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
+    cached = read_cached_style_reference(p, max_frames, scale)  # this clip fitted before: seconds saved
+    if cached is not None:
+        return cached
+    from engine.data.fit import fit_video  # a video: fit coefficients with the face tracker
 
-        fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
-        if not fit.valid.any():
-            raise InputError(f"{p}: no face found in the style reference video")
-        fitted = fit.coeffs[fit.valid]
-        fit_cache.store(p, max_frames, STYLE_VIDEO_MAX_SIDE, fitted)
+    fit = fit_video(p, max_frames=max_frames, max_side=STYLE_VIDEO_MAX_SIDE)
+    if not fit.valid.any():
+        raise InputError(f"{p}: no face found in the style reference video")
+    fitted = fit.coeffs[fit.valid]
+    fit_cache.store(p, max_frames, STYLE_VIDEO_MAX_SIDE, fitted)
     return _fitted_to_model_scale(fitted, p, scale)
+
+
+def read_cached_style_reference(path: str | Path, max_frames: int = STYLE_VIDEO_MAX_FRAMES,
+                                scale: ReferenceScale | None = None) -> np.ndarray | None:
+    """A video reference as read_style_reference gives it, where its fit is in the cache (engine.data.fit_cache);
+    None where it would have to be fitted."""
+    fitted = fit_cache.load(path, max_frames, STYLE_VIDEO_MAX_SIDE)
+    return None if fitted is None else _fitted_to_model_scale(fitted, Path(path), scale)
 
 
 def _fitted_to_model_scale(coeffs: np.ndarray, path: Path, scale: ReferenceScale | None) -> np.ndarray:

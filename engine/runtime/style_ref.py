@@ -31,12 +31,11 @@ def _read(path: str) -> np.ndarray:
     return read_style_reference(path)
 
 
-def _fitted_before(p: Path) -> bool:
-    """Whether this video's fit is in the cache (engine.data.fit_cache): then no child process is needed."""
-    from engine.data import fit_cache
+def _read_cached(path: str) -> np.ndarray | None:
+    """A video fitted before, from the cache (engine.data.fit_cache); None: it needs a fit (never done here)."""
+    from engine.motion.reference import read_cached_style_reference
 
-    return fit_cache.enabled() and fit_cache.entry(p, fit_cache.STYLE_VIDEO_MAX_FRAMES,
-                                                   fit_cache.STYLE_VIDEO_MAX_SIDE).is_file()
+    return read_cached_style_reference(path)
 
 
 def _child(path: str, conn: Connection) -> None:
@@ -60,8 +59,11 @@ async def read_style_reference_async(path: str | Path, timeout_s: float = FIT_TI
     p = Path(path)
     if not p.is_file():
         raise InputError(f"style reference not found: {p}")
-    if p.suffix.lower() in COEFF_SUFFIXES or await asyncio.to_thread(_fitted_before, p):
-        return await asyncio.to_thread(_read, str(p))  # a file read (hashing a video: tens of ms), off the loop
+    if p.suffix.lower() in COEFF_SUFFIXES:  # file reads (a video's hash: tens of ms) run off the event loop
+        return await asyncio.to_thread(_read, str(p))
+    cached = await asyncio.to_thread(_read_cached, str(p))
+    if cached is not None:
+        return cached
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(str(p), send), name="s2t-style-fit", daemon=True)
