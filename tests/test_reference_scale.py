@@ -180,6 +180,20 @@ def test_stream_widens_the_slower_motion_causally_across_chunks() -> None:
         am.set_target(None, A.Articulation(np.ones(34), np.zeros(34), None, -np.ones(34)))
 
 
+def test_a_reference_after_none_starts_its_filters_afresh() -> None:
+    one = np.ones(34, np.float32)
+    pole, widen = np.zeros(34, np.float32), np.zeros(34, np.float32)
+    pole[1], widen[2] = 0.5, 1.0
+    am = A.AmplitudeMatch(34, None, A.Articulation(one, pole, None, widen))
+    am(np.full((50, 34), 0.3, np.float32))
+    am.set_target(None, None)  # the reference taken away: glides back to identity
+    am(np.full((200, 34), 0.3, np.float32))
+    low = np.full((100, 34), 0.8, np.float32)  # the mouth moved while no reference was set
+    np.testing.assert_array_equal(am(low), low)
+    am.set_target(None, A.Articulation(one, pole, None, widen))  # a new reference: nothing carried from 0.3
+    np.testing.assert_allclose(am(low[:10]), low[:10], rtol=1e-6)
+
+
 def test_fitted_clips_are_mapped_from_the_tracker_population_onto_the_corpus() -> None:
     rng = np.random.default_rng(1)
     scale = _scale(fitted_mean=0.5, fitted_std=0.25)

@@ -233,6 +233,8 @@ class AmplitudeMatch:
                               and (self.widen == 0.0).all() and (self._gain_goal == 1.0).all()
                               and (self._pole_goal == 0.0).all() and (self._boost_goal == 0.0).all()
                               and (self._widen_goal == 0.0).all())
+        if self._identity:  # the filters stop here: a later reference starts them afresh, not from stale frames
+            self._prev = self._low = self._band = self._level = None
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         if not len(chunk) or (self._identity and self._goal is None):
