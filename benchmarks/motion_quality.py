@@ -76,6 +76,15 @@ AMPLITUDE_GROUPS: dict[str, tuple[int, int]] = {"mouth_1_13": (1, 14), "brows": 
                                                 "eyes_cheek_nose": (21, 28), "head_pose": (28, 34)}
 
 
+def wilson95(hits: int, n: int) -> list[float]:
+    """95 % Wilson score interval of a proportion hits / n (how far an accuracy on n utterances can move by chance)."""
+    if n <= 0:
+        return [0.0, 1.0]
+    z, p = 1.959964, hits / n
+    mid, half = (p + z * z / (2 * n)), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [round(float((mid - half) / (1 + z * z / n)), 4), round(float((mid + half) / (1 + z * z / n)), 4)]
+
+
 def dynamic_amplitude(outs: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
     """Per channel group: std of the output's running deviation / the ground truth's (mean over the group's
     channels that move). 1 = as lively as the ground truth; below 1 = stiffer."""
@@ -212,6 +221,9 @@ def synthetic(model, corpus_dir: str, shards: int, per_voice: int, seed: int,  #
     res.update(user_prompt_accuracy(model.text))
     res["emotion_acc_training_vocabulary_prompts"] = round(float(np.mean([a == b for a, b in emo_oracle])), 4)
     res["style_acc"] = round(float(np.mean(np.array(sty_pred) == [u.style for u in test])), 4)
+    hits = {"style": int(np.sum(np.array(sty_pred) == [u.style for u in test])),
+            "emotion": int(np.sum(np.array(emo_pred) == emo_true))}
+    res["acc_ci95"] = {k: wilson95(v, len(test)) for k, v in hits.items()}  # chance's reach on this many utterances
     res["style_confusion"] = {  # per true style: how its test utterances were read (which styles are confused)
         STYLE_NAMES[s]: {STYLE_NAMES[int(p)]: int(n) for p, n in zip(*np.unique(
             [q for q, u in zip(sty_pred, test) if u.style == s], return_counts=True))}

@@ -9,7 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from motion_quality import AMPLITUDE_GROUPS, dynamic_amplitude, running_deviation  # noqa: E402
+from motion_quality import AMPLITUDE_GROUPS, dynamic_amplitude, running_deviation, wilson95  # noqa: E402
 
 
 def _clip(rng: np.random.Generator, t: int = 300) -> np.ndarray:
@@ -40,3 +40,11 @@ def test_dynamic_amplitude_reads_stiffness_per_group() -> None:
     for t in still:
         t[:, 19:21] = 0.0  # ground truth that never blinks: no ratio to take
     assert dynamic_amplitude(still, still)["blinks"] == -1.0
+
+
+def test_wilson_interval_says_how_far_chance_reaches() -> None:
+    lo, hi = wilson95(45, 58)  # the headline style test: 77.6 % of 58 utterances
+    assert 0.64 < lo < 0.66 and 0.86 < hi < 0.87 and lo < 45 / 58 < hi
+    lo2, hi2 = wilson95(180, 232)  # the same rate on 4x the utterances: about half as wide
+    assert 0.4 < (hi2 - lo2) / (hi - lo) < 0.6
+    assert wilson95(0, 10)[0] == 0.0 and wilson95(10, 10)[1] == 1.0 and wilson95(0, 0) == [0.0, 1.0]
